@@ -1,0 +1,507 @@
+"""The server side of one WebSocket connection (RFC 6455 sections 5-7), sans I/O.
+
+The connection owns one receive buffer, allocated once. Whoever does the I/O
+asks where the next bytes go (`read_pos`, `read_size`: exactly the bytes the
+parser needs, never more), writes them there, and calls `received(n)`. The
+parser works in place: it unmasks, validates UTF-8 as bytes arrive, and
+reassembles a fragmented message where it lies. `received` answers with an
+event code; a message stays in the buffer (`event_start`, `event_size`) until
+the next bytes are written. Control frames the protocol itself answers (pong,
+the close reply, the close that fails the connection) are built into
+`control_out` and must be sent before more input is given.
+
+None of that allocates, so a board can run it for ever with a fixed heap.
+The allocating conveniences (`receive_data`, `data_to_send`, `send_text`...)
+serve tests, tools and simple callers.
+"""
+
+from .compat import const, unmask, utf8_chunk_is_valid
+from .frames import (
+    CLOSE_INVALID_DATA,
+    CLOSE_NO_STATUS,
+    CLOSE_NORMAL,
+    CLOSE_PROTOCOL_ERROR,
+    CLOSE_TOO_BIG,
+    MAX_CONTROL_PAYLOAD,
+    MAX_HEADER,
+    MAX_SERVER_HEADER,
+    OP_BINARY,
+    OP_CLOSE,
+    OP_CONTINUATION,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+    close_payload,
+    extended_length_size,
+    is_valid_close_code,
+    write_header,
+)
+from .utf8 import Utf8Validator, is_valid
+
+# What received() reports. Message and control events reuse their opcodes.
+EV_NONE = const(0)  # nothing yet: give it the next read_size bytes
+EV_TEXT = const(1)  # a whole text message at event_start/event_size
+EV_BINARY = const(2)  # a whole binary message
+EV_CLOSE = const(8)  # the peer closed (close_code); a reply may wait in control_out
+EV_PING = const(9)  # a ping; its pong waits in control_out
+EV_PONG = const(10)  # a pong (keepalive)
+EV_FAILED = const(16)  # protocol violation: a close with fail_code waits in control_out
+
+# Connection states (7.1)
+OPEN = const(1)
+CLOSING = const(2)  # we sent a close and wait for the peer's
+CLOSED = const(3)  # close handshake done, or the transport is gone
+
+DEFAULT_MAX_MESSAGE = const(1024)
+# Room behind the largest message for a control frame that arrives between
+# fragments: its header is read where the next fragment would go.
+CONTROL_ROOM = const(MAX_HEADER + MAX_CONTROL_PAYLOAD)
+
+# Parser steps
+_HEADER = const(0)  # the first two bytes
+_EXTENDED = const(1)  # extended length and masking key
+_PAYLOAD = const(2)
+_DONE = const(3)
+
+
+class ConnectionClosed(Exception):
+    """Sending after the close handshake started."""
+
+
+class Connection:
+    """The state machine of one server-side connection."""
+
+    def __init__(self, max_message_size=DEFAULT_MAX_MESSAGE, max_frame_size=None):
+        self.max_message_size = max_message_size
+        self.max_frame_size = max_frame_size or max_message_size
+        self.buffer = bytearray(max_message_size + CONTROL_ROOM)
+        self.view = memoryview(self.buffer)
+        # Outgoing control frames (pong, close) built by the protocol itself.
+        self.control_out = bytearray(2 + MAX_CONTROL_PAYLOAD)
+        self.control_size = 0
+        # Header of an outgoing data frame, sent in front of the payload.
+        self.header_out = bytearray(MAX_SERVER_HEADER)
+        self._header_views = (
+            memoryview(self.header_out)[:2],
+            memoryview(self.header_out)[:4],
+            memoryview(self.header_out)[:10],
+        )
+        self._mask = bytearray(4)
+        self._utf8 = Utf8Validator()
+
+        self.state = OPEN
+        self.failed = False  # a protocol violation: input is discarded
+        self.close_code = None  # the peer's close code, once received
+        self.fail_code = None  # the code we failed the connection with
+        self.close_sent_code = None
+        self.event_start = 0
+        self.event_size = 0
+
+        self.read_pos = 0
+        self.read_size = 2
+        self._step = _HEADER
+        self._frame_start = 0  # where this frame's header, then payload, lies
+        self._fin = False
+        self._opcode = 0
+        self._payload_left = 0
+        self._payload_done = 0
+        self._message_size = 0  # bytes of the current (fragmented) message so far
+        self._message_opcode = 0  # 0: no fragmented message in progress
+        self._discarding = False  # reading a frame only to skip it
+        self._sending_fragments = False
+        self._pending = None  # for the allocating conveniences
+
+    # ------------------------------------------------------------------ input
+
+    def received(self, n):
+        """n bytes were written at read_pos; parse them, return an event."""
+        if n <= 0 or self._step == _DONE:
+            return EV_NONE
+        if n > self.read_size:
+            raise ValueError("more bytes than asked for")
+        if self._step == _PAYLOAD:
+            return self._payload_received(n)
+        self.read_pos += n
+        self.read_size -= n
+        if self.read_size:
+            return EV_NONE
+        if self._step == _HEADER:
+            return self._header_complete()
+        return self._extended_complete()
+
+    def receive_eof(self):
+        """The peer's TCP stream ended."""
+        if self.state != CLOSED:
+            self.state = CLOSED
+            if self.close_code is None:
+                self.close_code = 1006  # closed abnormally (7.1.5)
+        self._step = _DONE
+        self.read_size = 0
+        return EV_CLOSE
+
+    def _header_complete(self):
+        # 5.2: FIN, RSV1-3, opcode | MASK, payload length
+        start = self._frame_start
+        b0 = self.buffer[start]
+        b1 = self.buffer[start + 1]
+        self._fin = b0 & 0x80 != 0
+        self._opcode = b0 & 0x0F
+        masked = b1 & 0x80 != 0
+        length = b1 & 0x7F
+        event = EV_NONE
+        if not self.failed:
+            reason = self._header_violation(b0, masked, length)
+            if reason is not None:
+                event = self._fail(CLOSE_PROTOCOL_ERROR, reason)
+        # Even a bad frame is read to its end: the peer's close may follow it.
+        extra = extended_length_size(length) + (4 if masked else 0)
+        self._payload_left = length  # final unless an extended length follows
+        self._step = _EXTENDED
+        self.read_size = extra
+        if extra:
+            return event
+        return event or self._extended_complete()
+
+    def _header_violation(self, b0, masked, length):
+        """Why this header breaks RFC 6455 section 5, or None."""
+        opcode = b0 & 0x0F
+        if b0 & 0x70:
+            return b"reserved bits set"  # no extension was negotiated
+        if opcode >= OP_CLOSE:
+            if opcode > OP_PONG:
+                return b"reserved opcode"
+            if not self._fin:
+                return b"fragmented control frame"  # 5.5
+            if length > MAX_CONTROL_PAYLOAD:
+                return b"control frame too long"  # 5.5
+        elif opcode > OP_BINARY:
+            return b"reserved opcode"
+        elif opcode == OP_CONTINUATION:
+            if not self._message_opcode:
+                return b"nothing to continue"  # 5.4
+        elif self._message_opcode:
+            return b"new message inside a fragmented one"  # 5.4
+        if not masked:
+            return b"client frames must be masked"  # 5.1
+        return None
+
+    def _extended_complete(self):
+        buf = self.buffer
+        pos = self._frame_start + 2
+        length = self._payload_left
+        if length == 126:
+            length = (buf[pos] << 8) | buf[pos + 1]
+            pos += 2
+        elif length == 127:
+            if buf[pos] | buf[pos + 1] | buf[pos + 2] | buf[pos + 3]:
+                # 4 GiB or more (2**63 among them) exceeds every limit; the rest
+                # of such a stream is not worth reading, and the number is not
+                # worth building (a board's small ints have 31 bits).
+                event = EV_NONE if self.failed else self._fail(CLOSE_TOO_BIG, b"message too big")
+                self._finish_reading()
+                return event
+            length = (buf[pos + 4] << 24) | (buf[pos + 5] << 16) | (buf[pos + 6] << 8) | buf[pos + 7]
+            pos += 8
+        if pos < self.read_pos:  # a masking key follows
+            mask = self._mask
+            mask[0] = buf[pos]
+            mask[1] = buf[pos + 1]
+            mask[2] = buf[pos + 2]
+            mask[3] = buf[pos + 3]
+        event = EV_NONE
+        if self._opcode < OP_CLOSE and not self.failed:
+            if length > self.max_frame_size or self._message_size + length > self.max_message_size:
+                # 1009 before a byte of the payload is read (7.4.1)
+                event = self._fail(CLOSE_TOO_BIG, b"message too big")
+        self._discarding = self.failed and (self._opcode < OP_CLOSE or length > MAX_CONTROL_PAYLOAD)
+        self._payload_left = length
+        self._payload_done = 0
+        self._step = _PAYLOAD
+        return event or self._want_payload()
+
+    def _want_payload(self):
+        if self._discarding:
+            # Read in buffer-sized pieces and forget: input after a failure.
+            self.read_pos = 0
+            self.read_size = min(self._payload_left, len(self.buffer))
+        else:
+            self.read_pos = self._frame_start + self._payload_done
+            self.read_size = self._payload_left
+        if self.read_size:
+            return EV_NONE
+        return self._frame_complete()
+
+    def _payload_received(self, n):
+        start = self.read_pos
+        self._payload_left -= n
+        event = EV_NONE
+        if not self._discarding:
+            unmask(self.buffer, start, start + n, self._mask, self._payload_done)
+            if not self.failed and self._is_text_frame():
+                # Fail fast: invalid UTF-8 is refused in the read it arrives in.
+                utf8 = self._utf8
+                if not (utf8.complete() and utf8_chunk_is_valid(self.buffer, start, start + n)):
+                    if not utf8.feed(self.buffer, start, start + n):
+                        event = self._fail(CLOSE_INVALID_DATA, b"invalid UTF-8")
+                        self._discarding = True
+        self._payload_done += n
+        return event or self._want_payload()
+
+    def _is_text_frame(self):
+        return self._opcode == OP_TEXT or (
+            self._opcode == OP_CONTINUATION and self._message_opcode == OP_TEXT
+        )
+
+    def _frame_complete(self):
+        opcode = self._opcode
+        start = self._frame_start
+        size = self._payload_done
+        self._step = _HEADER
+        self.read_size = 2
+        if self._discarding:
+            self._discarding = False
+            self._frame_start = self.read_pos = 0
+            return EV_NONE
+        if opcode >= OP_CLOSE:
+            self.read_pos = start  # the next header overwrites this payload
+            return self._control_frame(opcode, start, size)
+        if opcode != OP_CONTINUATION:
+            self._message_opcode = opcode
+            self._utf8.reset()
+        self._message_size += size
+        if not self._fin:
+            self._frame_start = self.read_pos = self._message_size
+            return EV_NONE
+        event = self._message_opcode
+        self.event_start = 0
+        self.event_size = self._message_size
+        self._message_size = 0
+        self._message_opcode = 0
+        self._frame_start = self.read_pos = 0
+        if event == OP_TEXT and not self._utf8.complete():
+            return self._fail(CLOSE_INVALID_DATA, b"text ends inside a character")
+        return event
+
+    def _control_frame(self, opcode, start, size):
+        self.event_start = start
+        self.event_size = size
+        if opcode == OP_CLOSE:
+            return self._close_frame(start, size)
+        if self.failed:
+            return EV_NONE
+        if opcode == OP_PONG:
+            return EV_PONG
+        if self.state != OPEN:
+            return EV_NONE  # no pong once our close is on its way
+        self._build_pong(start, size)
+        return EV_PING
+
+    def _close_frame(self, start, size):
+        """5.5.1 and 7.1.5: the peer's close; echo its code unless we sent ours."""
+        if self.failed:
+            self._finish()  # the peer's answer to the close that failed us
+            return EV_CLOSE
+        buf = self.buffer
+        if size == 0:
+            code = CLOSE_NO_STATUS
+        elif size == 1:
+            code = None
+        else:
+            code = (buf[start] << 8) | buf[start + 1]
+        if code is None or (size and not is_valid_close_code(code)):
+            event = self._fail(CLOSE_PROTOCOL_ERROR, b"invalid close frame")
+            self._finish()  # both closes are out: the handshake is over
+            return event
+        if size > 2:
+            self._utf8.reset()
+            if not (self._utf8.feed(buf, start + 2, start + size) and self._utf8.complete()):
+                event = self._fail(CLOSE_INVALID_DATA, b"close reason is not UTF-8")
+                self._finish()
+                return event
+        self.close_code = code
+        if size:
+            self.event_start = start + 2
+            self.event_size = size - 2
+        if self.state == OPEN:
+            self._build_close(None if code == CLOSE_NO_STATUS else code, None)
+        self._finish()
+        return EV_CLOSE
+
+    def _finish(self):
+        self.state = CLOSED
+        self._finish_reading()
+
+    def _finish_reading(self):
+        self._step = _DONE
+        self.read_size = 0
+
+    def _fail(self, code, reason):
+        """_Fail the WebSocket Connection_ (7.1.7): queue a close, then discard
+        input, still reading frame by frame for the peer's close."""
+        self.failed = True
+        self.fail_code = code
+        if self.state == OPEN:
+            self._build_close(code, reason)
+        self._message_opcode = 0
+        self._message_size = 0
+        return EV_FAILED
+
+    # ---------------------------------------------------- outgoing control frames
+
+    def _build_pong(self, start, size):
+        """The pong into control_out, its payload copied byte by byte: a slice
+        would allocate, and a ping carries at most 125 bytes."""
+        out = self.control_out
+        out[0] = 0x80 | OP_PONG
+        out[1] = size
+        buf = self.buffer
+        i = 0
+        while i < size:
+            out[2 + i] = buf[start + i]
+            i += 1
+        self.control_size = 2 + size
+
+    def _build_close(self, code, reason):
+        """A close frame into control_out; code None sends an empty body."""
+        out = self.control_out
+        out[0] = 0x80 | OP_CLOSE
+        size = 0
+        if code is not None:
+            out[2] = code >> 8
+            out[3] = code & 0xFF
+            size = 2
+            if reason:
+                size += len(reason)
+                out[4 : size + 2] = reason
+        out[1] = size
+        self.control_size = 2 + size
+        self.close_sent_code = CLOSE_NO_STATUS if code is None else code
+        self.state = CLOSING
+
+    def control_view(self):
+        """The control frame waiting to be sent (allocates a view on MicroPython)."""
+        return memoryview(self.control_out)[: self.control_size]
+
+    # ------------------------------------------------------------ outgoing data
+
+    def frame_header(self, opcode, length, fin=True):
+        """Write the header of an outgoing data frame into header_out.
+
+        Returns the header size; send header_view(size) then the payload.
+        Pass the message's opcode for every fragment: continuation frames
+        are written as such.
+        """
+        if self.state != OPEN:
+            raise ConnectionClosed("the close handshake has started")
+        if opcode >= OP_CLOSE:
+            if not fin or length > MAX_CONTROL_PAYLOAD:
+                raise ValueError("control frames are single and at most 125 bytes")
+            wire_opcode = opcode
+        else:
+            wire_opcode = OP_CONTINUATION if self._sending_fragments else opcode
+            self._sending_fragments = not fin
+        return write_header(self.header_out, 0, wire_opcode, length, fin)
+
+    def header_view(self, size):
+        """A preallocated view of the first `size` bytes of header_out."""
+        return self._header_views[0 if size == 2 else (1 if size == 4 else 2)]
+
+    def check_can_send_message(self):
+        """For a frame built elsewhere (a broadcast encoded once for all)."""
+        if self.state != OPEN:
+            raise ConnectionClosed("the close handshake has started")
+        if self._sending_fragments:
+            raise ValueError("a fragmented message is being sent")
+
+    # ------------------------------------------------- allocating conveniences
+
+    def receive_view(self):
+        """Where the next bytes go, as a view (allocates on MicroPython)."""
+        return self.view[self.read_pos : self.read_pos + self.read_size]
+
+    def event_payload(self):
+        """The current event's payload as new bytes."""
+        return bytes(self.view[self.event_start : self.event_start + self.event_size])
+
+    def event_text(self):
+        return self.event_payload().decode("utf-8")
+
+    def receive_data(self, data):
+        """Feed bytes from the network; return a list of (event, value).
+
+        value: str for EV_TEXT, bytes for EV_BINARY/EV_PING/EV_PONG,
+        (code, reason) for EV_CLOSE, the close code for EV_FAILED.
+        Control replies are queued for data_to_send().
+        """
+        events = []
+        data = memoryview(data)
+        i = 0
+        while i < len(data) and self.read_size:
+            n = min(self.read_size, len(data) - i)
+            self.buffer[self.read_pos : self.read_pos + n] = data[i : i + n]
+            i += n
+            event = self.received(n)
+            if event != EV_NONE:
+                events.append((event, self._event_value(event)))
+            self._queue_control()
+        return events
+
+    def _event_value(self, event):
+        if event == EV_TEXT:
+            return self.event_text()
+        if event == EV_CLOSE:
+            return (self.close_code, self.event_text())
+        if event == EV_FAILED:
+            return self.fail_code
+        return self.event_payload()
+
+    def _queue_control(self):
+        if self.control_size:
+            self._queue(bytes(self.control_out[: self.control_size]))
+            self.control_size = 0
+
+    def _queue(self, data):
+        if self._pending is None:
+            self._pending = []
+        self._pending.append(data)
+
+    def data_to_send(self):
+        """Bytes queued by receive_data() and the send_*() conveniences."""
+        if not self._pending:
+            return b""
+        data = b"".join(self._pending)
+        self._pending = None
+        return data
+
+    def send_message(self, data, fin=True, opcode=None):
+        """Queue a text (str) or binary message, or one fragment of it."""
+        if opcode is None:
+            opcode = OP_TEXT if isinstance(data, str) else OP_BINARY
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        size = self.frame_header(opcode, len(data), fin)
+        self._queue(bytes(self.header_out[:size]) + bytes(data))
+
+    def send_ping(self, payload=b""):
+        size = self.frame_header(OP_PING, len(payload))
+        self._queue(bytes(self.header_out[:size]) + bytes(payload))
+
+    def send_pong(self, payload=b""):
+        size = self.frame_header(OP_PONG, len(payload))
+        self._queue(bytes(self.header_out[:size]) + bytes(payload))
+
+    def start_close(self, code=CLOSE_NORMAL, reason=""):
+        """Begin the closing handshake (7.1.2): the close goes into control_out.
+
+        Returns False when a close was already sent (nothing to send again).
+        """
+        if self.state != OPEN:
+            return False
+        body = close_payload(code, reason)  # validates code and reason
+        self._build_close(code, body[2:])
+        return True
+
+    def close(self, code=CLOSE_NORMAL, reason=""):
+        """start_close(), queued for data_to_send()."""
+        if self.start_close(code, reason):
+            self._queue_control()
