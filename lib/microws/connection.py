@@ -55,7 +55,7 @@ CLOSED = const(3)  # close handshake done, or the transport is gone
 DEFAULT_MAX_MESSAGE = const(1024)
 # Room behind the largest message for a control frame that arrives between
 # fragments: its header is read where the next fragment would go.
-CONTROL_ROOM = const(MAX_HEADER + MAX_CONTROL_PAYLOAD)
+CONTROL_ROOM = const(139)  # MAX_HEADER (14) + MAX_CONTROL_PAYLOAD (125)
 
 # Parser steps
 _HEADER = const(0)  # the first two bytes
@@ -153,6 +153,8 @@ class Connection:
             reason = self._header_violation(b0, masked, length)
             if reason is not None:
                 event = self._fail(CLOSE_PROTOCOL_ERROR, reason)
+            elif self._opcode == OP_TEXT:
+                self._utf8.reset()  # a new text message starts
         # Even a bad frame is read to its end: the peer's close may follow it.
         extra = extended_length_size(length) + (4 if masked else 0)
         self._payload_left = length  # final unless an extended length follows
@@ -160,7 +162,8 @@ class Connection:
         self.read_size = extra
         if extra:
             return event
-        return event or self._extended_complete()
+        following = self._extended_complete()
+        return event or following
 
     def _header_violation(self, b0, masked, length):
         """Why this header breaks RFC 6455 section 5, or None."""
@@ -217,7 +220,8 @@ class Connection:
         self._payload_left = length
         self._payload_done = 0
         self._step = _PAYLOAD
-        return event or self._want_payload()
+        following = self._want_payload()
+        return event or following
 
     def _want_payload(self):
         if self._discarding:
@@ -245,7 +249,8 @@ class Connection:
                         event = self._fail(CLOSE_INVALID_DATA, b"invalid UTF-8")
                         self._discarding = True
         self._payload_done += n
-        return event or self._want_payload()
+        following = self._want_payload()
+        return event or following
 
     def _is_text_frame(self):
         return self._opcode == OP_TEXT or (
@@ -267,7 +272,6 @@ class Connection:
             return self._control_frame(opcode, start, size)
         if opcode != OP_CONTINUATION:
             self._message_opcode = opcode
-            self._utf8.reset()
         self._message_size += size
         if not self._fin:
             self._frame_start = self.read_pos = self._message_size
@@ -299,7 +303,8 @@ class Connection:
     def _close_frame(self, start, size):
         """5.5.1 and 7.1.5: the peer's close; echo its code unless we sent ours."""
         if self.failed:
-            self._finish()  # the peer's answer to the close that failed us
+            self.event_size = 0  # the peer's answer to our close: not inspected
+            self._finish()
             return EV_CLOSE
         buf = self.buffer
         if size == 0:

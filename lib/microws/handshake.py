@@ -35,7 +35,7 @@ class HandshakeError(Exception):
     """A request that gets an HTTP error answer instead of an upgrade."""
 
     def __init__(self, status, message, headers=None):
-        Exception.__init__(self, message)
+        super().__init__(message)
         self.status = status
         self.message = message
         self.headers = headers or ()
