@@ -143,3 +143,76 @@ else:
         except UnicodeDecodeError:
             return False
         return True
+
+
+# --- asyncio streams -----------------------------------------------------------
+# MicroPython hands the server one Stream for reading and writing; CPython a
+# StreamReader and a StreamWriter. MicroPython's Stream has readinto() and
+# keeps unsent bytes in `out_buf` until drain(); its close() does nothing and
+# wait_closed() closes the socket. CPython's reader has no readinto().
+try:
+    import asyncio
+except ImportError:  # MicroPython before 1.21
+    import uasyncio as asyncio  # noqa: F401
+
+if IS_MICROPYTHON:
+
+    async def read_into(reader, view):
+        """Read up to len(view) bytes into view; 0 at the end of the stream."""
+        while True:
+            n = await reader.readinto(view)
+            if n is not None:
+                return n
+
+    def pending_output(writer):
+        return len(writer.out_buf)
+
+    def abort(writer):
+        """Drop the TCP connection now, unsent bytes and all."""
+        try:
+            writer.s.close()
+        except OSError:
+            pass
+
+    async def close_stream(writer):
+        await writer.wait_closed()
+
+    def sleep_ms(ms):
+        return asyncio.sleep_ms(ms)
+
+else:
+
+    async def read_into(reader, view):
+        """Read up to len(view) bytes into view; 0 at the end of the stream."""
+        data = await reader.read(len(view))
+        n = len(data)
+        view[:n] = data
+        return n
+
+    def pending_output(writer):
+        transport = writer.transport
+        return 0 if transport.is_closing() else transport.get_write_buffer_size()
+
+    def abort(writer):
+        """Drop the TCP connection now, unsent bytes and all."""
+        writer.transport.abort()
+
+    async def close_stream(writer):
+        writer.close()
+        try:
+            await writer.wait_closed()
+        except (OSError, ConnectionError):
+            pass
+
+    def sleep_ms(ms):
+        return asyncio.sleep(ms / 1000)
+
+
+async def _await(awaitable):
+    return await awaitable
+
+
+def wait_for_ms(awaitable, timeout_ms):
+    """asyncio.wait_for in milliseconds. MicroPython's wants a coroutine,
+    not any awaitable (a bare sleep or drain raises TypeError there)."""
+    return asyncio.wait_for(_await(awaitable), timeout_ms / 1000)

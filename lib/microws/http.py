@@ -1,0 +1,178 @@
+"""Just enough HTTP/1.1 to serve a dashboard beside the WebSocket: static
+files (precompressed .gz when the browser accepts it), small plain routes.
+Every response closes its connection: a dashboard loads one page."""
+
+import json
+import os
+
+from .handshake import HandshakeError, header_tokens, response_head
+
+CONTENT_TYPES = {
+    "html": "text/html; charset=utf-8",
+    "htm": "text/html; charset=utf-8",
+    "css": "text/css; charset=utf-8",
+    "js": "application/javascript; charset=utf-8",
+    "mjs": "application/javascript; charset=utf-8",
+    "json": "application/json",
+    "txt": "text/plain; charset=utf-8",
+    "svg": "image/svg+xml",
+    "png": "image/png",
+    "jpg": "image/jpeg",
+    "jpeg": "image/jpeg",
+    "gif": "image/gif",
+    "ico": "image/x-icon",
+    "webp": "image/webp",
+    "wasm": "application/wasm",
+    "woff2": "font/woff2",
+}
+CHUNK_SIZE = 1024
+
+
+class Response:
+    """What a plain HTTP route returns when a str, bytes or dict won't do."""
+
+    def __init__(self, body=b"", status=200, content_type="text/plain; charset=utf-8", headers=()):
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        self.body = body
+        self.status = status
+        self.content_type = content_type
+        self.headers = headers
+
+    @classmethod
+    def from_result(cls, result):
+        """Turn a route's return value into a Response."""
+        if isinstance(result, Response):
+            return result
+        if isinstance(result, (dict, list)):
+            return cls(json.dumps(result), content_type="application/json")
+        if isinstance(result, str):
+            return cls(result, content_type="text/html; charset=utf-8")
+        if result is None:
+            return cls(b"", status=204)
+        return cls(bytes(result), content_type="application/octet-stream")
+
+    def head(self):
+        headers = [
+            ("Content-Type", self.content_type),
+            ("Content-Length", str(len(self.body))),
+            ("Connection", "close"),
+        ]
+        for header in self.headers:
+            headers.append(header)
+        return response_head(self.status, headers)
+
+
+def content_type(name):
+    dot = name.rfind(".")
+    return CONTENT_TYPES.get(name[dot + 1 :].lower() if dot >= 0 else "", "application/octet-stream")
+
+
+def _hex_value(ch):
+    code = ord(ch)
+    if 48 <= code <= 57:
+        return code - 48
+    code |= 0x20
+    if 97 <= code <= 102:
+        return code - 87
+    return -1
+
+
+def percent_decode(text):
+    """Decode %XX escapes of a URL path; bad escapes are a 400."""
+    if "%" not in text:
+        return text
+    out = bytearray()
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "%":
+            high = _hex_value(text[i + 1]) if i + 1 < len(text) else -1
+            low = _hex_value(text[i + 2]) if i + 2 < len(text) else -1
+            if high < 0 or low < 0:
+                raise HandshakeError(400, "bad percent-escape in path")
+            out.append(high * 16 + low)
+            i += 3
+        else:
+            out.extend(ch.encode("utf-8"))
+            i += 1
+    try:
+        return bytes(out).decode("utf-8")
+    except UnicodeError:
+        raise HandshakeError(400, "path is not UTF-8")
+
+
+def safe_path(folder, url_path):
+    """The file under folder that url_path names, or None if it would leave
+    the folder (.., encoded or not, backslashes, NUL)."""
+    path = percent_decode(url_path)
+    if "\\" in path or "\0" in path:
+        return None
+    parts = []
+    for part in path.split("/"):
+        if part == ".." or part == ".":
+            return None
+        if part:
+            parts.append(part)
+    if path.endswith("/") or not parts:
+        parts.append("index.html")
+    return folder.rstrip("/") + "/" + "/".join(parts)
+
+
+def file_size(path):
+    """Size of a regular file, None if it does not exist or is a folder."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    if stat[0] & 0x4000:  # S_IFDIR
+        return None
+    return stat[6]
+
+
+def accepts_gzip(request):
+    for token in header_tokens(request.header("accept-encoding", "")):
+        name, _, params = token.partition(";")
+        if name.strip() in ("gzip", "*"):
+            return params.replace(" ", "") not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
+    return False
+
+
+def find_static(folder, request):
+    """(file path, gzipped?) for a static request; raises HandshakeError 404/406."""
+    path = safe_path(folder, request.path)
+    if path is None:
+        raise HandshakeError(404, "not found")
+    plain = file_size(path) is not None
+    if file_size(path + ".gz") is not None:
+        if accepts_gzip(request):
+            return path + ".gz", True
+        if not plain:
+            raise HandshakeError(406, "this file is stored gzip-compressed only")
+    if not plain:
+        raise HandshakeError(404, "not found")
+    return path, False
+
+
+async def send_file(writer, path, name, gzipped, head_only):
+    """Stream a file in small chunks: a board has no RAM for a whole page."""
+    headers = [
+        ("Content-Type", content_type(name)),
+        ("Content-Length", str(file_size(path))),
+        ("Cache-Control", "no-cache"),
+        ("Vary", "Accept-Encoding"),
+        ("Connection", "close"),
+    ]
+    if gzipped:
+        headers.append(("Content-Encoding", "gzip"))
+    writer.write(response_head(200, headers))
+    await writer.drain()
+    if head_only:
+        return
+    with open(path, "rb") as f:
+        while True:
+            chunk = f.read(CHUNK_SIZE)
+            if not chunk:
+                break
+            writer.write(chunk)
+            await writer.drain()

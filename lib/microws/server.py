@@ -1,0 +1,686 @@
+"""The asyncio server: accepts, routes, and moves bytes for the protocol core.
+
+It runs unchanged on MicroPython's asyncio and CPython's. Per WebSocket
+client: the task that accepted it reads frames into the connection's own
+buffer; the route's handler runs in a task of its own; a writer task
+appears only for broadcasts. One keepalive task serves all clients.
+
+    server = Server()
+
+    @server.websocket("/ws")
+    async def echo(ws):
+        async for message in ws:
+            await ws.send(message)
+
+    server.static("/", "www")
+    server.run(port=8080)
+"""
+
+from . import compat
+from .compat import asyncio, ticks_diff, ticks_ms
+from .connection import (
+    CLOSED,
+    EV_BINARY,
+    EV_CLOSE,
+    EV_FAILED,
+    EV_NONE,
+    EV_PONG,
+    EV_TEXT,
+    OPEN,
+    Connection,
+    ConnectionClosed,
+)
+from .frames import (
+    CLOSE_GOING_AWAY,
+    CLOSE_INTERNAL_ERROR,
+    CLOSE_NORMAL,
+    CLOSE_POLICY_VIOLATION,
+    MAX_SERVER_HEADER,
+    OP_BINARY,
+    OP_PING,
+    OP_TEXT,
+    write_header_before,
+)
+from .handshake import (
+    HandshakeError,
+    HeadReader,
+    accept,
+    error_response,
+    offered_subprotocols,
+)
+from .http import Response, find_static, send_file
+
+__all__ = ("Server", "WebSocket", "Group", "Response", "ConnectionClosed")
+
+
+def _log(*args):
+    print("microws:", *args)
+
+
+def _encode(message):
+    """(opcode, payload bytes) of a str (text) or bytes-like (binary) message."""
+    if isinstance(message, str):
+        return OP_TEXT, message.encode("utf-8")
+    return OP_BINARY, message
+
+
+def encode_message(message):
+    """A whole unmasked frame, to send the same bytes to many clients."""
+    opcode, payload = _encode(message)
+    size = len(payload)
+    frame = bytearray(MAX_SERVER_HEADER + size)
+    frame[MAX_SERVER_HEADER:] = payload
+    start = write_header_before(frame, MAX_SERVER_HEADER, opcode, size)
+    return memoryview(frame)[start:]
+
+
+class Group:
+    """The clients of one WebSocket route, for broadcasting."""
+
+    def __init__(self):
+        self.clients = []
+
+    def __len__(self):
+        return len(self.clients)
+
+    def __iter__(self):
+        return iter(self.clients)
+
+    def broadcast(self, message):
+        """Queue a message for every client; never waits.
+
+        The frame is encoded once. A client whose queue is full loses its
+        oldest unsent message (counted in ws.dropped): for a sensor stream
+        the newest reading matters most. Returns the number of clients.
+        """
+        if not self.clients:
+            return 0
+        frame = encode_message(message)
+        for ws in self.clients:
+            ws._enqueue(frame)
+        return len(self.clients)
+
+
+class _Route:
+    def __init__(self, handler, subprotocols, origins):
+        self.handler = handler
+        self.subprotocols = subprotocols
+        self.origins = origins
+        self.group = Group()
+
+
+class WebSocket:
+    """One connected client, as its handler sees it."""
+
+    def __init__(self, server, reader, writer, request, subprotocol, conn):
+        self.server = server
+        self.request = request
+        self.path = request.path
+        self.subprotocol = subprotocol
+        self.conn = conn
+        self.dropped = 0  # broadcast messages lost because this client was slow
+        self.close_code = None
+        self._reader = reader
+        self._writer = writer
+        self._lock = asyncio.Lock()
+        self._inbox = None  # one received message waiting for receive()
+        self._inbox_ready = asyncio.Event()
+        self._inbox_free = asyncio.Event()
+        self._done = asyncio.Event()  # the reading loop has ended
+        self._closed = False
+        self._queue = None  # broadcast frames, created on first use
+        self._queue_start = 0
+        self._queue_count = 0
+        self._queue_ready = None
+        self._writer_task = None
+        now = ticks_ms()
+        self._last_seen = now
+        self._last_ping = now
+        self._ping_sent = None
+
+    @property
+    def closed(self):
+        return self._closed
+
+    @property
+    def remote_address(self):
+        try:
+            return self._writer.get_extra_info("peername")
+        except (KeyError, AttributeError):
+            return None
+
+    # ----------------------------------------------------------- receiving
+
+    async def receive(self):
+        """The next message: str for text, bytes for binary.
+
+        Raises ConnectionClosed once the connection is closed.
+        """
+        while self._inbox is None:
+            if self._closed:
+                raise ConnectionClosed("connection closed (%s)" % self.close_code)
+            await self._inbox_ready.wait()
+            self._inbox_ready.clear()
+        message = self._inbox
+        self._inbox = None
+        self._inbox_free.set()
+        return message
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        try:
+            return await self.receive()
+        except ConnectionClosed:
+            raise StopAsyncIteration
+
+    async def _deliver(self, message):
+        # One message waits at a time: while the handler has not taken it,
+        # nothing more is read (TCP pushes back on the client).
+        while self._inbox is not None and not self._closed:
+            await self._inbox_free.wait()
+            self._inbox_free.clear()
+        self._inbox = message
+        self._inbox_ready.set()
+
+    # -------------------------------------------------------------- sending
+
+    async def send(self, message):
+        """Send a whole message: str as text, bytes-like as binary."""
+        opcode, payload = _encode(message)
+        async with self._lock:
+            size = self._header(opcode, len(payload), True)
+            writer = self._writer
+            if len(payload) <= 256:
+                writer.write(bytes(self.conn.header_view(size)) + payload)
+            else:
+                writer.write(self.conn.header_view(size))
+                writer.write(payload)
+            await self._drain()
+
+    async def send_fragments(self, fragments):
+        """Send one message in fragments (a list or other iterable of str or
+        bytes, all of one kind); nothing else is sent in between."""
+        async with self._lock:
+            previous = None
+            for fragment in fragments:
+                if previous is not None:
+                    await self._write_frame(previous[0], previous[1], False)
+                previous = _encode(fragment)
+            if previous is None:
+                raise ValueError("no fragments")
+            await self._write_frame(previous[0], previous[1], True)
+
+    async def ping(self, payload=b""):
+        async with self._lock:
+            await self._write_frame(OP_PING, payload, True)
+
+    async def _write_frame(self, opcode, payload, fin):
+        size = self._header(opcode, len(payload), fin)
+        self._writer.write(self.conn.header_view(size))
+        self._writer.write(payload)
+        await self._drain()
+
+    def _header(self, opcode, length, fin):
+        if self._closed:
+            raise ConnectionClosed("connection closed (%s)" % self.close_code)
+        return self.conn.frame_header(opcode, length, fin)
+
+    async def _drain(self):
+        try:
+            await self._writer.drain()
+        except (OSError, ConnectionError) as error:
+            self._lost()
+            raise ConnectionClosed("connection lost: %s" % error)
+
+    async def _send_control(self):
+        """Send what the protocol itself answered (pong, close) under the lock."""
+        conn = self.conn
+        if not conn.control_size:
+            return
+        async with self._lock:
+            if not conn.control_size:  # sent by someone else meanwhile
+                return
+            self._writer.write(conn.control_view())
+            conn.control_size = 0
+            try:
+                await compat.wait_for_ms(self._writer.drain(), self.server.close_timeout_ms)
+            except Exception:
+                self._lost()
+
+    # ------------------------------------------------------------ broadcast
+
+    def _enqueue(self, frame):
+        """Add a frame to this client's bounded queue, dropping the oldest."""
+        if self._closed:
+            return
+        size = self.server.queue_size
+        if self._queue is None:
+            self._queue = [None] * size
+            self._queue_ready = asyncio.Event()
+            self._writer_task = asyncio.create_task(self._write_queue())
+        if self._queue_count == size:
+            self._queue[self._queue_start] = None
+            self._queue_start = (self._queue_start + 1) % size
+            self._queue_count -= 1
+            self.dropped += 1
+        self._queue[(self._queue_start + self._queue_count) % size] = frame
+        self._queue_count += 1
+        self._queue_ready.set()
+
+    async def _write_queue(self):
+        """The writer task: send queued frames; a client that takes longer
+        than send_timeout to accept one is too slow and is closed (1008)."""
+        queue = self._queue
+        try:
+            while not self._closed:
+                if not self._queue_count:
+                    self._queue_ready.clear()
+                    await self._queue_ready.wait()
+                    continue
+                frame = queue[self._queue_start]
+                queue[self._queue_start] = None
+                self._queue_start = (self._queue_start + 1) % len(queue)
+                self._queue_count -= 1
+                async with self._lock:
+                    if self._closed or self.conn.state != OPEN:
+                        break
+                    self._writer.write(frame)
+                    try:
+                        await compat.wait_for_ms(self._writer.drain(), self.server.send_timeout_ms)
+                    except asyncio.TimeoutError:
+                        self._too_slow()
+                        break
+        except (OSError, ConnectionError):
+            self._lost()
+        except asyncio.CancelledError:
+            pass
+
+    def _too_slow(self):
+        _log("closing a client that stopped reading", self.remote_address)
+        if self.conn.state == OPEN and self.conn.start_close(CLOSE_POLICY_VIOLATION, "too slow"):
+            try:
+                self._writer.write(self.conn.control_view())  # best effort
+            except OSError:
+                pass
+        self.close_code = CLOSE_POLICY_VIOLATION
+        self._lost()
+
+    # -------------------------------------------------------------- closing
+
+    async def close(self, code=CLOSE_NORMAL, reason=""):
+        """The closing handshake (7.1.2): send a close, wait for the peer's
+        reply up to close_timeout, then drop the connection."""
+        conn = self.conn
+        if conn.start_close(code, reason):
+            await self._send_control()
+        if not self._done.is_set():
+            try:
+                await compat.wait_for_ms(self._done.wait(), self.server.close_timeout_ms)
+            except asyncio.TimeoutError:
+                self._lost()
+
+    def _lost(self):
+        """Drop the TCP connection now; the reading loop then ends."""
+        if self.close_code is None:
+            self.close_code = 1006
+        compat.abort(self._writer)
+        self._mark_closed()
+
+    def _mark_closed(self):
+        if self._closed:
+            return
+        self._closed = True
+        self._inbox_ready.set()  # wake receive()
+        self._inbox_free.set()
+        if self._queue_ready is not None:
+            self._queue_ready.set()  # let the writer task end
+
+    # ---------------------------------------------------------- reading loop
+
+    async def _read_loop(self):
+        """Read frames until the connection closes; hand messages over."""
+        conn = self.conn
+        reader = self._reader
+        close_timeout = self.server.close_timeout_ms
+        try:
+            while conn.read_size and not self._closed:
+                view = conn.receive_view()
+                if conn.state == OPEN:
+                    n = await compat.read_into(reader, view)
+                else:  # closing: the peer has close_timeout to answer
+                    n = await compat.wait_for_ms(compat.read_into(reader, view), close_timeout)
+                if not n:
+                    conn.receive_eof()
+                    break
+                self._last_seen = ticks_ms()
+                event = conn.received(n)
+                if event == EV_NONE:
+                    continue
+                if conn.control_size:
+                    await self._send_control()
+                if event == EV_TEXT:
+                    await self._deliver(conn.event_text())
+                elif event == EV_BINARY:
+                    await self._deliver(conn.event_payload())
+                elif event == EV_PONG:
+                    self._ping_sent = None
+                elif event == EV_FAILED:
+                    _log("protocol error, closing with", conn.fail_code, self.remote_address)
+        except asyncio.TimeoutError:
+            pass  # no close reply in time
+        except (OSError, ConnectionError, EOFError):
+            pass
+        finally:
+            if conn.state == CLOSED and self.close_code is None:
+                self.close_code = conn.fail_code or conn.close_code
+            if self.close_code is None:
+                self.close_code = conn.fail_code or 1006
+            self._mark_closed()
+            self._done.set()
+            await compat.close_stream(self._writer)
+
+    # ------------------------------------------------------------- keepalive
+
+    def _keepalive(self, now, server):
+        """Called by the server's keepalive task about once a second."""
+        if self._closed or self.conn.state != OPEN:
+            return
+        if self._ping_sent is not None:
+            if ticks_diff(now, self._ping_sent) > server.ping_timeout_ms:
+                _log("no pong in time, dropping", self.remote_address)
+                self.close_code = CLOSE_INTERNAL_ERROR
+                self._lost()
+            return
+        if server.idle_timeout_ms and ticks_diff(now, self._last_seen) > server.idle_timeout_ms:
+            asyncio.create_task(self.close(CLOSE_GOING_AWAY, "idle"))
+            return
+        if server.ping_interval_ms and ticks_diff(now, self._last_ping) >= server.ping_interval_ms:
+            if self._lock.locked():
+                return  # a write is under way; ping next time
+            self._last_ping = self._ping_sent = now
+            size = self.conn.frame_header(OP_PING, 0)
+            try:
+                self._writer.write(self.conn.header_view(size))
+            except OSError:
+                self._lost()
+
+
+class Server:
+    """An HTTP + WebSocket server on one port.
+
+    Options (seconds for times; defaults fit a small board):
+      max_clients=4          WebSocket clients at once; one more gets 503
+      max_message_size=1024  largest message received (the receive buffer)
+      max_head_size=4096     largest HTTP request head (431 beyond)
+      head_timeout=5         time to send the request head (slowloris)
+      queue_size=8           broadcast messages queued per client
+      send_timeout=10        a client that accepts no data for this long is closed
+      ping_interval=20       keepalive ping period (0: no pings)
+      ping_timeout=10        time for the pong before the client is dropped
+      idle_timeout=0         close a client that sends nothing for so long (0: never)
+      close_timeout=2        time for the peer's close reply
+      origins=None           allow-list of Origin values for every route
+    """
+
+    def __init__(self, max_clients=4, max_message_size=1024, max_head_size=4096,
+                 head_timeout=5, queue_size=8, send_timeout=10, ping_interval=20,
+                 ping_timeout=10, idle_timeout=0, close_timeout=2, origins=None, log=_log):
+        self.max_clients = max_clients
+        self.max_message_size = max_message_size
+        self.max_head_size = max_head_size
+        self.head_timeout_ms = int(head_timeout * 1000)
+        self.queue_size = queue_size
+        self.send_timeout_ms = int(send_timeout * 1000)
+        self.ping_interval_ms = int(ping_interval * 1000)
+        self.ping_timeout_ms = int(ping_timeout * 1000)
+        self.idle_timeout_ms = int(idle_timeout * 1000)
+        self.close_timeout_ms = int(close_timeout * 1000)
+        self.origins = origins
+        self.log = log
+        self.clients = []  # every connected WebSocket
+        self._ws_routes = {}
+        self._http_routes = {}
+        self._static = []
+        self._listener = None
+        self._keepalive_task = None
+        self._stopped = None
+        self._connections = []  # writers of every open TCP connection
+
+    # -------------------------------------------------------------- routing
+
+    def websocket(self, path, subprotocols=None, origins=None):
+        """Decorator: an async handler(ws) for WebSocket clients of path.
+
+        subprotocols: those this route speaks, in order of preference; the
+        client's first offered one that is here is chosen.
+        """
+
+        def register(handler):
+            self._ws_routes[path] = _Route(handler, subprotocols, origins)
+            return handler
+
+        return register
+
+    def route(self, path, methods=("GET",)):
+        """Decorator: a plain HTTP handler(request) for path.
+
+        It may be async; it returns a Response, str (HTML), bytes, or a
+        dict/list (JSON). HEAD is answered wherever GET is.
+        """
+
+        def register(handler):
+            self._http_routes[path] = (handler, methods)
+            return handler
+
+        return register
+
+    def static(self, prefix, folder):
+        """Serve the files of folder under URL prefix (GET and HEAD)."""
+        if not prefix.endswith("/"):
+            prefix += "/"
+        self._static.append((prefix, folder))
+
+    def group(self, path):
+        """The clients of a WebSocket route, for broadcast()."""
+        return self._ws_routes[path].group
+
+    # -------------------------------------------------------------- running
+
+    async def start(self, host="0.0.0.0", port=80, ssl=None):
+        """Start listening; returns at once, the server runs in tasks."""
+        self._stopped = asyncio.Event()
+        if ssl is None:
+            self._listener = await asyncio.start_server(self._serve_client, host, port)
+        else:
+            self._listener = await asyncio.start_server(self._serve_client, host, port, ssl=ssl)
+        if self.ping_interval_ms or self.idle_timeout_ms:
+            self._keepalive_task = asyncio.create_task(self._keepalive_loop())
+        return self
+
+    @property
+    def port(self):
+        """The port actually listened on (CPython; useful with port 0)."""
+        sockets = getattr(self._listener, "sockets", None)
+        if sockets:
+            return sockets[0].getsockname()[1]
+        return None
+
+    async def serve_forever(self, host="0.0.0.0", port=80, ssl=None):
+        await self.start(host, port, ssl)
+        try:
+            await self._stopped.wait()
+        finally:
+            await self.stop()
+
+    def run(self, host="0.0.0.0", port=80, ssl=None):
+        """Start and serve until stop() or Ctrl-C."""
+        try:
+            asyncio.run(self.serve_forever(host, port, ssl))
+        except KeyboardInterrupt:
+            pass
+
+    async def stop(self):
+        """Stop listening; every client gets a close 1001, then goes."""
+        if self._listener is None:
+            return
+        listener = self._listener
+        self._listener = None
+        listener.close()
+        if self._keepalive_task is not None:
+            self._keepalive_task.cancel()
+            self._keepalive_task = None
+        closing = []
+        for ws in list(self.clients):
+            closing.append(ws.close(CLOSE_GOING_AWAY, "server shutdown"))
+        if closing:
+            await asyncio.gather(*closing)
+        for writer in list(self._connections):
+            compat.abort(writer)  # HTTP requests still in progress
+        try:
+            await compat.wait_for_ms(listener.wait_closed(), 1000)
+        except asyncio.TimeoutError:
+            pass
+        if self._stopped is not None:
+            self._stopped.set()
+
+    async def _keepalive_loop(self):
+        while True:
+            await compat.sleep_ms(1000)
+            now = ticks_ms()
+            for ws in list(self.clients):
+                ws._keepalive(now, self)
+
+    # --------------------------------------------------------- one client
+
+    async def _serve_client(self, reader, writer):
+        self._connections.append(writer)
+        try:
+            try:
+                request = await compat.wait_for_ms(self._read_head(reader), self.head_timeout_ms)
+            except asyncio.TimeoutError:
+                await self._answer(writer, error_response(408, "request head too slow"))
+                return
+            except HandshakeError as error:
+                await self._answer(writer, error.response())
+                return
+            if request is None:
+                return  # closed before a request came
+            if request.path in self._ws_routes:
+                await self._serve_websocket(request, reader, writer)
+            else:
+                await self._serve_http(request, writer)
+        except (OSError, ConnectionError, EOFError):
+            pass
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            self.log("error serving a client:", repr(error))
+        finally:
+            self._connections.remove(writer)
+            await compat.close_stream(writer)
+
+    async def _read_head(self, reader):
+        head = HeadReader(self.max_head_size)
+        while True:
+            line = await reader.readline()
+            if not line:
+                if head.size:
+                    raise HandshakeError(400, "request head ended early")
+                return None
+            if head.feed_line(line):
+                return head.request()
+
+    async def _answer(self, writer, response):
+        writer.write(response)
+        await writer.drain()
+
+    async def _serve_websocket(self, request, reader, writer):
+        route = self._ws_routes[request.path]
+        try:
+            if len(self.clients) >= self.max_clients:
+                raise HandshakeError(503, "too many clients", (("Retry-After", "5"),))
+            subprotocol = None
+            if route.subprotocols:
+                for offered in offered_subprotocols(request):
+                    if offered in route.subprotocols:
+                        subprotocol = offered
+                        break
+            origins = route.origins if route.origins is not None else self.origins
+            response = accept(request, subprotocol, origins)
+        except HandshakeError as error:
+            await self._answer(writer, error.response())
+            return
+        await self._answer(writer, response)
+        conn = Connection(self.max_message_size)
+        ws = WebSocket(self, reader, writer, request, subprotocol, conn)
+        self.clients.append(ws)
+        route.group.clients.append(ws)
+        handler_task = asyncio.create_task(self._run_handler(route.handler, ws))
+        try:
+            await ws._read_loop()
+        finally:
+            self.clients.remove(ws)
+            route.group.clients.remove(ws)
+            if ws._writer_task is not None:
+                ws._writer_task.cancel()
+        try:
+            await compat.wait_for_ms(handler_task, self.close_timeout_ms)
+        except asyncio.TimeoutError:
+            handler_task.cancel()  # a handler that ignores its closed connection
+
+    async def _run_handler(self, handler, ws):
+        try:
+            await handler(ws)
+        except ConnectionClosed:
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            self.log("handler error on", ws.path, repr(error))
+            await ws.close(CLOSE_INTERNAL_ERROR, "internal error")
+            return
+        await ws.close(CLOSE_NORMAL)
+
+    async def _serve_http(self, request, writer):
+        method = request.method
+        head_only = method == "HEAD"
+        try:
+            if request.path in self._http_routes:
+                handler, methods = self._http_routes[request.path]
+                if method not in methods and not (head_only and "GET" in methods):
+                    raise HandshakeError(405, "method not allowed", (("Allow", ", ".join(methods)),))
+                result = handler(request)
+                if hasattr(result, "send"):  # a coroutine: the handler was async
+                    result = await result
+                response = Response.from_result(result)
+                writer.write(response.head())
+                if not head_only:
+                    writer.write(response.body)
+                await writer.drain()
+                return
+            for prefix, folder in self._static:
+                if request.path.startswith(prefix) or request.path + "/" == prefix:
+                    if method != "GET" and not head_only:
+                        raise HandshakeError(405, "method not allowed", (("Allow", "GET, HEAD"),))
+                    rest = request.path[len(prefix) - 1 :] or "/"
+                    path, gzipped = find_static(folder, _Rebased(request, rest))
+                    name = path[:-3] if gzipped else path
+                    await send_file(writer, path, name, gzipped, head_only)
+                    return
+            raise HandshakeError(404, "not found")
+        except HandshakeError as error:
+            response = error.response()
+            if head_only:
+                response = response[: response.find(b"\r\n\r\n") + 4]
+            await self._answer(writer, response)
+
+
+class _Rebased:
+    """A request seen with its path relative to a static mount."""
+
+    def __init__(self, request, path):
+        self.path = path
+        self.header = request.header
+
