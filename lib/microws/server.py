@@ -176,13 +176,15 @@ class WebSocket:
             raise StopAsyncIteration
 
     async def _deliver(self, message):
-        # One message waits at a time: while the handler has not taken it,
-        # nothing more is read (TCP pushes back on the client).
+        # Hand the message over and wait until the handler has taken it:
+        # nothing more is read meanwhile (TCP pushes back on the client),
+        # and the handler answers a message before a later protocol error
+        # closes the connection.
+        self._inbox = message
+        self._inbox_ready.set()
         while self._inbox is not None and not self._closed:
             await self._inbox_free.wait()
             self._inbox_free.clear()
-        self._inbox = message
-        self._inbox_ready.set()
 
     # -------------------------------------------------------------- sending
 
@@ -298,7 +300,7 @@ class WebSocket:
             pass
 
     def _too_slow(self):
-        _log("closing a client that stopped reading", self.remote_address)
+        self.server.log("closing a client that stopped reading", self.remote_address)
         if self.conn.state == OPEN and self.conn.start_close(CLOSE_POLICY_VIOLATION, "too slow"):
             try:
                 self._writer.write(self.conn.control_view())  # best effort
@@ -367,7 +369,7 @@ class WebSocket:
                 elif event == EV_PONG:
                     self._ping_sent = None
                 elif event == EV_FAILED:
-                    _log("protocol error, closing with", conn.fail_code, self.remote_address)
+                    self.server.log("protocol error, closing with", conn.fail_code, self.remote_address)
         except asyncio.TimeoutError:
             pass  # no close reply in time
         except (OSError, ConnectionError, EOFError):
@@ -389,7 +391,7 @@ class WebSocket:
             return
         if self._ping_sent is not None:
             if ticks_diff(now, self._ping_sent) > server.ping_timeout_ms:
-                _log("no pong in time, dropping", self.remote_address)
+                self.server.log("no pong in time, dropping", self.remote_address)
                 self.close_code = CLOSE_INTERNAL_ERROR
                 self._lost()
             return
