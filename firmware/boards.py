@@ -1,0 +1,158 @@
+"""Board descriptions (boards/NAME.json): what a board has, and how much of
+it the server may use.
+
+Adding a board means adding one JSON file; load_board() checks it and says
+which field of which file is wrong. memory_budget() estimates the heap the
+firmware needs with that board's limits, so a test can keep every board
+file within its heap.
+"""
+
+import json
+
+from checks import fmt, is_bool, is_int, is_name, is_number, is_str
+
+MPY_ARCHS = ("x86", "x64", "armv6", "armv6m", "armv7m", "armv7em", "armv7emsp", "armv7emdp",
+             "xtensa", "xtensawin", "rv32imc", None)
+
+FIELDS = ("name", "description", "mpy_arch", "heap_bytes", "max_clients", "max_message_size",
+          "queue_size", "led", "i2c", "sensors", "rate", "min_rate", "max_rate")
+
+# Memory model, in bytes (an estimate to compare boards, not a measurement):
+BASE_BYTES = 12000  # the app: imported modules, server, device, sensors, buffers for one HTTP request
+CONTROL_ROOM = 139  # per connection, after the receive buffer: frame header + control frame (14 + 125)
+CONNECTION_OVERHEAD = 2048  # per connection: socket + stream objects, its tasks, Connection/UTF-8 state
+QUEUE_REF_BYTES = 8  # per queued message per client: a list slot (4 on the 32-bit boards; 8 to be safe)
+MESSAGE_BYTES = 160  # one queued sample message, shared by all clients' queues (str header + ~120 chars)
+
+
+def _fail(source, field, problem):
+    raise ValueError(source + ": " + field + ": " + problem)
+
+
+def _check_int(source, board, field, low, high=None):
+    v = board[field]
+    if not is_int(v) or v < low or (high is not None and v > high):
+        limit = ("from %d to %d" % (low, high)) if high is not None else (">= %d" % low)
+        _fail(source, field, "must be an integer " + limit)
+
+
+def _check_pins(source, value, field, keys, optional=()):
+    if value is None:
+        return
+    if type(value) is not dict:
+        _fail(source, field, "must be an object or null")
+    for key in value:
+        if key not in keys and key not in optional:
+            _fail(source, field + "." + key, "unknown (allowed: " + ", ".join(keys + optional) + ")")
+    for key in keys:
+        if key not in value:
+            _fail(source, field + "." + key, "required")
+
+
+def check_board(board, source="board"):
+    """Raise ValueError("SOURCE: FIELD: problem") unless `board` is a
+    usable board description; return it."""
+    if type(board) is not dict:
+        raise ValueError(source + ": must be a JSON object")
+    for key in board:
+        if key not in FIELDS:
+            _fail(source, key, "unknown field (fields: " + ", ".join(FIELDS) + ")")
+    for key in FIELDS:
+        if key not in board:
+            _fail(source, key, "required")
+    if not is_name(board["name"]):
+        _fail(source, "name", "must be a name of letters, digits, '_' or '-'")
+    if not is_str(board["description"]):
+        _fail(source, "description", "must be a text")
+    if board["mpy_arch"] not in MPY_ARCHS:
+        _fail(source, "mpy_arch", "must be one of " + ", ".join(str(a) for a in MPY_ARCHS if a) + " or null")
+    _check_int(source, board, "heap_bytes", 8192)
+    _check_int(source, board, "max_clients", 1, 64)
+    _check_int(source, board, "max_message_size", 125, 65536)
+    _check_int(source, board, "queue_size", 1, 256)
+
+    led = board["led"]
+    _check_pins(source, led, "led", ("pin",), ("active_low",))
+    if led is not None:
+        pin = led["pin"]
+        if not ((is_int(pin) and pin >= 0) or (is_str(pin) and pin)):
+            _fail(source, "led.pin", 'must be a GPIO number or a pin name such as "LED"')
+        if not is_bool(led.get("active_low", False)):
+            _fail(source, "led.active_low", "must be true or false")
+    i2c = board["i2c"]
+    _check_pins(source, i2c, "i2c", ("sda", "scl"), ("bus", "freq"))
+    if i2c is not None:
+        for key in ("sda", "scl"):
+            if not ((is_int(i2c[key]) and i2c[key] >= 0) or (is_str(i2c[key]) and i2c[key])):
+                _fail(source, "i2c." + key, "must be a GPIO number or a pin name")
+        for key in ("bus", "freq"):
+            if key in i2c and not (is_int(i2c[key]) and i2c[key] >= 0):
+                _fail(source, "i2c." + key, "must be an integer >= 0")
+
+    from sensors import check_spec, describe
+
+    specs = board["sensors"]
+    if type(specs) is not list:
+        _fail(source, "sensors", "must be a list of sensor specs")
+    seen = []
+    for i in range(len(specs)):
+        where = "sensors[%d]" % i
+        try:
+            check_spec(specs[i])
+        except ValueError as e:
+            _fail(source, where, str(e))
+        if specs[i]["type"] == "bme280" and i2c is None:
+            _fail(source, where, "bme280 needs the board's i2c pins")
+        for name, _ in describe(specs[i]):
+            if name in seen:
+                _fail(source, where, "sensor name " + name + " is used twice (rename with name/names)")
+            seen.append(name)
+
+    for key in ("rate", "min_rate", "max_rate"):
+        if not is_number(board[key]) or board[key] <= 0:
+            _fail(source, key, "must be a number > 0 (Hz)")
+    if not board["min_rate"] <= board["rate"] <= board["max_rate"]:
+        _fail(source, "rate", "must be between min_rate (%s) and max_rate (%s)"
+              % (fmt(board["min_rate"]), fmt(board["max_rate"])))
+    return board
+
+
+def load_board(name, boards_dir="boards"):
+    """Read and check boards_dir/NAME.json; ValueError names file and field."""
+    source = boards_dir.rstrip("/") + "/" + str(name) + ".json"
+    if not is_name(name):
+        raise ValueError(source + ": board name must be letters, digits, '_' or '-'")
+    try:
+        with open(source) as f:
+            text = f.read()
+    except OSError:
+        raise ValueError(source + ": no such board file (boards: " + ", ".join(board_names(boards_dir)) + ")")
+    try:
+        board = json.loads(text)
+    except ValueError as e:
+        raise ValueError(source + ": not valid JSON (" + str(e) + ")")
+    check_board(board, source)
+    if board["name"] != name:
+        _fail(source, "name", "must be the file's name, " + name)
+    return board
+
+
+def board_names(boards_dir="boards"):
+    """Names of the board files in boards_dir."""
+    import os
+
+    try:
+        files = os.listdir(boards_dir)
+    except OSError:
+        return []
+    return sorted(f[:-5] for f in files if f.endswith(".json"))
+
+
+def memory_budget(board):
+    """Estimated heap (bytes) the firmware needs at the board's limits:
+    a fixed base, and per WebSocket connection its receive buffer
+    (max_message_size + CONTROL_ROOM), CONNECTION_OVERHEAD and its queue's
+    references; plus one set of queued messages that all clients share."""
+    per_connection = (board["max_message_size"] + CONTROL_ROOM + CONNECTION_OVERHEAD
+                      + board["queue_size"] * QUEUE_REF_BYTES)
+    return BASE_BYTES + board["max_clients"] * per_connection + board["queue_size"] * MESSAGE_BYTES

@@ -1,0 +1,202 @@
+"""The device as the dashboards see it: state, samples and commands, as
+JSON text in and out (firmware/PROTOCOL.md). No sockets, no asyncio: the
+server moves the texts, this decides them, so every answer is testable.
+"""
+
+import json
+
+from checks import is_bool, is_number, is_str
+from uptime import Uptime
+
+try:
+    from microws import __version__ as FW_VERSION
+except ImportError:
+    FW_VERSION = "0.1.0"
+
+MAX_ECHO = 32  # longest unknown command name quoted back in an error
+
+
+def _compact(obj):
+    """JSON without spaces, for a json.dumps that lacks `separators`."""
+    if type(obj) is dict:
+        return "{" + ",".join(json.dumps(str(k)) + ":" + _compact(v) for k, v in obj.items()) + "}"
+    if type(obj) is list or type(obj) is tuple:
+        return "[" + ",".join(_compact(v) for v in obj) + "]"
+    return json.dumps(obj)
+
+
+try:  # MicroPython has `separators` since 1.19
+    json.dumps([0], separators=(",", ":"))
+
+    def dumps(obj):
+        """Compact JSON text (no spaces), as the protocol wants."""
+        return json.dumps(obj, separators=(",", ":"))
+
+except TypeError:
+    dumps = _compact
+
+
+class Device:
+    """board, config: checked dicts (boards.py, config.py); sensors: objects
+    with name, unit, read(); outputs: objects with name, value([on]);
+    clock: ticks_ms-like, counting from boot; mem: () -> (free, alloc) in
+    bytes, default gc's (None, None on CPython, which has no such numbers).
+    """
+
+    def __init__(self, board, config, sensors, outputs, clock, mem=None):
+        self.board = board
+        self.name = config.get("device_name") or "microws"
+        self.sensors = sensors
+        self.outputs = {}
+        self._output_order = []
+        for output in outputs:
+            self.outputs[output.name] = output
+            self._output_order.append(output.name)
+        self.min_rate = float(board["min_rate"])
+        self.max_rate = float(board["max_rate"])
+        self.rate = float(config.get("rate") or board["rate"])
+        self.seq = 0
+        self._clock = clock
+        self._uptime = Uptime(clock)
+        self._mem = mem or _gc_mem
+
+    # ------------------------------------------------------------ messages
+
+    def _outputs_state(self):
+        state = {}
+        for name in self._output_order:
+            state[name] = bool(self.outputs[name].value())
+        return state
+
+    def hello(self, readonly=False):
+        """The `hello` text for a client that just connected."""
+        return dumps({
+            "t": "hello", "device": self.name, "board": self.board["name"], "fw": FW_VERSION,
+            "rate": self.rate, "min_rate": self.min_rate, "max_rate": self.max_rate,
+            "sensors": [{"name": s.name, "unit": s.unit} for s in self.sensors],
+            "outputs": self._outputs_state(), "readonly": bool(readonly),
+        })
+
+    def sample(self):
+        """Read every sensor once; the `s` text. seq counts from 0."""
+        values = []
+        for sensor in self.sensors:
+            try:
+                value = sensor.read()
+            except Exception:  # noqa: BLE001 (sensors should not raise; if one does, it is a null)
+                value = None
+            if not is_number(value):  # None, NaN, inf, or not a number at all
+                value = None
+            values.append(value)
+        ms = int(self._clock())
+        self._uptime.ms()
+        text = '{"t":"s","seq":%d,"ms":%d,"v":%s}' % (self.seq, ms, dumps(values))
+        self.seq += 1
+        return text
+
+    def state(self):
+        """The `state` text, broadcast when the rate or an output changes."""
+        return dumps({"t": "state", "rate": self.rate, "outputs": self._outputs_state()})
+
+    def info(self, clients=0, dropped=0, msg_id=None):
+        """The `info` text (the answer to the info command)."""
+        free, alloc = self._mem()
+        msg = {
+            "t": "info", "device": self.name, "board": self.board["name"], "fw": FW_VERSION,
+            "mem_free": free, "mem_alloc": alloc, "uptime_s": self._uptime.seconds(),
+            "clients": clients, "rate": self.rate, "outputs": self._outputs_state(), "dropped": dropped,
+        }
+        if msg_id is not None:
+            msg["id"] = msg_id
+        return dumps(msg)
+
+    # ------------------------------------------------------------ commands
+
+    def handle_command(self, text, clients=0, dropped=0, readonly=False):
+        """(reply text, broadcast text or None) for one message from a
+        dashboard. Never raises: whatever comes in gets an answer."""
+        try:
+            return self._handle(text, clients, dropped, readonly)
+        except Exception as e:  # noqa: BLE001 (a bug here must not end the connection)
+            return _error(None, "internal error: " + type(e).__name__), None
+
+    def _handle(self, text, clients, dropped, readonly):
+        if type(text) is not str:
+            try:
+                text = bytes(text).decode()
+            except Exception:  # noqa: BLE001
+                return _error(None, "message is not UTF-8 text"), None
+        try:
+            msg = json.loads(text)
+        except Exception:  # noqa: BLE001 (ValueError, or MicroPython's variants)
+            return _error(None, "message is not valid JSON"), None
+        if type(msg) is not dict:
+            return _error(None, "message must be a JSON object"), None
+        msg_id = msg.get("id")
+        if msg_id is not None and not (is_number(msg_id) or is_str(msg_id)):
+            return _error(None, "id must be a number or a string"), None
+        if "cmd" not in msg:
+            return _error(msg_id, "missing cmd"), None
+        cmd = msg["cmd"]
+        if not is_str(cmd):
+            return _error(msg_id, "cmd must be a string"), None
+        if cmd == "info":
+            return self.info(clients, dropped, msg_id), None
+        if cmd == "rate":
+            return self._set_rate(msg, msg_id, readonly)
+        if cmd in self.outputs:
+            return self._switch(cmd, msg, msg_id, readonly)
+        if len(cmd) > MAX_ECHO:
+            cmd = cmd[:MAX_ECHO] + "..."
+        return _error(msg_id, "unknown command: " + cmd), None
+
+    def _set_rate(self, msg, msg_id, readonly):
+        if readonly:
+            return _error(msg_id, "read-only client: rate cannot be changed"), None
+        if "rate" not in msg:
+            return _error(msg_id, "missing rate"), None
+        rate = msg["rate"]
+        if not is_number(rate):
+            return _error(msg_id, "rate must be a number"), None
+        if not self.min_rate <= rate <= self.max_rate:
+            return _error(msg_id, "rate must be between %s and %s" % (self.min_rate, self.max_rate)), None
+        changed = float(rate) != self.rate
+        self.rate = float(rate)
+        return _ack(msg_id, {"cmd": "rate", "rate": self.rate}), self.state() if changed else None
+
+    def _switch(self, name, msg, msg_id, readonly):
+        if readonly:
+            return _error(msg_id, "read-only client: " + name + " cannot be switched"), None
+        if "on" not in msg:
+            return _error(msg_id, "missing on (true or false)"), None
+        on = msg["on"]
+        if not is_bool(on):
+            return _error(msg_id, "on must be true or false"), None
+        output = self.outputs[name]
+        changed = bool(output.value()) != on
+        output.value(on)
+        return _ack(msg_id, {"cmd": name, "on": on}), self.state() if changed else None
+
+
+def _gc_mem():
+    try:
+        import gc
+
+        return gc.mem_free(), gc.mem_alloc()
+    except (ImportError, AttributeError):
+        return None, None
+
+
+def _ack(msg_id, fields):
+    msg = {"t": "ack"}
+    if msg_id is not None:
+        msg["id"] = msg_id
+    msg.update(fields)
+    return dumps(msg)
+
+
+def _error(msg_id, problem):
+    msg = {"t": "error", "error": problem}
+    if msg_id is not None:
+        msg["id"] = msg_id
+    return dumps(msg)

@@ -1,0 +1,229 @@
+"""The sensor kinds a board file may list, and the factory that builds them.
+
+A sensor object has `name`, `unit` and read() -> number or None (see
+sensors.base). A spec in a board file is a dict with a "type"; one spec may
+give several values (dht22: temperature and humidity), each a sensor of its
+own with a unique name. Modules of a kind are imported only when a board
+uses it, which keeps the heap of a small board free.
+"""
+
+from checks import is_bool, is_int, is_name, is_number, is_str
+
+# type: (default names, units, allowed keys besides "type"). A None name
+# must be given in the spec ("name"); kinds with several values take
+# "names", a list of the same length, to rename them.
+KINDS = {
+    "internal_temp": (("mcu_temp",), ("°C",), ("name",)),
+    "adc": ((None,), ("",), ("name", "unit", "pin", "channel", "scale", "offset", "invert", "decimals")),
+    "digital": ((None,), ("",), ("name", "unit", "pin", "pull", "active_low")),
+    "dht11": (("temperature", "humidity"), ("°C", "%"), ("pin", "names")),
+    "dht22": (("temperature", "humidity"), ("°C", "%"), ("pin", "names")),
+    "bme280": (("temperature", "humidity", "pressure"), ("°C", "%", "hPa"), ("address", "names")),
+    "wifi_rssi": (("rssi",), ("dBm",), ("name",)),
+    "free_heap": (("free_heap",), ("B",), ("name",)),
+    "uptime": (("uptime",), ("s",), ("name",)),
+    "simulated": ((None,), ("",), ("name", "unit", "base", "amplitude", "period_s", "phase",
+                                   "noise", "min", "max", "decimals", "seed")),
+}
+
+_NUMBERS = ("scale", "offset", "base", "amplitude", "phase", "min", "max")
+
+
+def _check_value(key, value):
+    """The problem with one spec field, or None."""
+    if key == "name":
+        return None if is_name(value) else "must be a name of 1-32 letters, digits, '_' or '-'"
+    if key == "unit":
+        return None if is_str(value) and len(value) <= 16 else "must be a text of at most 16 characters"
+    if key == "pin":
+        ok = (is_int(value) and value >= 0) or (is_str(value) and 0 < len(value) <= 8)
+        return None if ok else 'must be a GPIO number or a pin name such as "LED"'
+    if key in ("channel", "seed"):
+        return None if is_int(value) and value >= 0 else "must be an integer >= 0"
+    if key == "address":
+        ok = is_int(value) and 0 <= value <= 127
+        return None if ok else "must be a 7-bit I2C address (0-127; 118 is 0x76)"
+    if key == "decimals":
+        return None if is_int(value) and 0 <= value <= 6 else "must be an integer from 0 to 6"
+    if key in ("invert", "active_low"):
+        return None if is_bool(value) else "must be true or false"
+    if key == "pull":
+        return None if value in ("up", "down", None) else 'must be "up", "down" or null'
+    if key == "period_s":
+        return None if is_number(value) and value > 0 else "must be a number > 0"
+    if key == "noise":
+        return None if is_number(value) and value >= 0 else "must be a number >= 0"
+    if key in _NUMBERS:
+        return None if is_number(value) else "must be a number"
+    return None
+
+
+def describe(spec):
+    """[(name, unit), ...] of the values a valid spec gives."""
+    names, units, _ = KINDS[spec["type"]]
+    if len(names) == 1:
+        return [(spec.get("name", names[0]), spec.get("unit", units[0]))]
+    names = spec.get("names", names)
+    return [(names[i], units[i]) for i in range(len(names))]
+
+
+def check_spec(spec):
+    """Raise ValueError("field: problem") for a spec a board cannot use."""
+    if type(spec) is not dict:
+        raise ValueError("must be an object with a \"type\"")
+    kind = spec.get("type")
+    if kind not in KINDS:
+        raise ValueError("type: must be one of " + ", ".join(sorted(KINDS)))
+    names, _, allowed = KINDS[kind]
+    for key in spec:
+        if key != "type" and key not in allowed:
+            raise ValueError(key + ": unknown for type " + kind + " (allowed: " + ", ".join(allowed) + ")")
+        problem = _check_value(key, spec[key])
+        if problem:
+            raise ValueError(key + ": " + problem)
+    if names[0] is None and "name" not in spec:
+        raise ValueError("name: required for type " + kind)
+    if "names" in spec:
+        given = spec["names"]
+        if type(given) is not list or len(given) != len(names) or not all(is_name(n) for n in given):
+            raise ValueError("names: must be a list of %d names (default %s)"
+                             % (len(names), ", ".join(names)))
+    if kind == "adc" and ("pin" in spec) == ("channel" in spec):
+        raise ValueError("pin or channel: give exactly one")
+    if kind in ("digital", "dht11", "dht22") and "pin" not in spec:
+        raise ValueError("pin: required for type " + kind)
+    if "min" in spec and "max" in spec and not spec["min"] < spec["max"]:
+        raise ValueError("min: must be below max")
+
+
+# ---------------------------------------------------------------- factory
+
+
+def _default_clock():
+    import time
+
+    if hasattr(time, "ticks_ms"):
+        return time.ticks_ms
+    start = time.monotonic()
+    return lambda: int((time.monotonic() - start) * 1000)
+
+
+def _i2c(board, machine):
+    """The board's I2C bus: hardware bus `bus` if given, else SoftI2C
+    (any pins, every port)."""
+    spec = board.get("i2c") or {}
+    if machine is None or "sda" not in spec:
+        raise OSError("no I2C bus on this board")
+    Pin = machine.Pin
+    freq = spec.get("freq", 100000)
+    if "bus" in spec:
+        return machine.I2C(spec["bus"], sda=Pin(spec["sda"]), scl=Pin(spec["scl"]), freq=freq)
+    return machine.SoftI2C(sda=Pin(spec["sda"]), scl=Pin(spec["scl"]), freq=freq)
+
+
+def _bme280_measure(board, machine, address):
+    """measure() for Shared: builds bus and driver at the first call."""
+    driver = []
+
+    def measure():
+        if not driver:
+            from sensors.bme280 import BME280
+
+            driver.append(BME280(_i2c(board, machine), address))
+        return driver[0].read()
+
+    return measure
+
+
+def _build(spec, wanted, board, hw, clock):
+    """The sensors of one spec whose names are in `wanted` (a list of
+    indexes into describe(spec))."""
+    kind = spec["type"]
+    named = describe(spec)
+    name, unit = named[0]
+    machine = hw.get("machine")
+    if kind in ("dht11", "dht22", "bme280"):
+        from sensors.base import Shared, SharedValue
+
+        if kind == "bme280":
+            shared = Shared(_bme280_measure(board, machine, spec.get("address", 0x76)), 3)
+            decimals = (2, 1, 2)
+        else:
+            from sensors.dhtxx import MIN_INTERVAL_MS, DhtReader
+
+            reader = DhtReader(hw.get("dht"), machine, spec["pin"], kind)
+            shared = Shared(reader.measure, 2, MIN_INTERVAL_MS[kind], clock)
+            decimals = (1, 1)
+        return [SharedValue(shared, i, named[i][0], named[i][1], decimals[i]) for i in wanted]
+    if kind == "simulated":
+        from sensors.simulated import Simulated
+
+        params = {}
+        for key in ("base", "amplitude", "period_s", "phase", "noise", "min", "max", "decimals"):
+            if key in spec:
+                params[key] = spec[key]
+        return [Simulated(name, unit, clock, spec.get("seed", hw.get("seed", 0)), **params)]
+    if kind in ("adc", "digital"):
+        from sensors import pins
+
+        if kind == "adc":
+            return [pins.AdcSensor(machine, name, unit, spec.get("pin"), spec.get("channel"),
+                                   spec.get("scale", 1), spec.get("offset", 0),
+                                   spec.get("invert", False), spec.get("decimals", 2))]
+        return [pins.DigitalSensor(machine, name, spec["pin"], spec.get("pull"),
+                                   spec.get("active_low", False), unit)]
+    if kind == "free_heap":
+        gc = hw.get("gc")
+        if gc is not None and hasattr(gc, "mem_free"):
+            from sensors.system import FreeHeap
+
+            return [FreeHeap(gc.mem_free, name, unit)]
+        from sensors.simulated import SimulatedHeap
+
+        return [SimulatedHeap(board["heap_bytes"], hw.get("seed", 0), name, unit)]
+    from sensors import system
+
+    if kind == "uptime":
+        return [system.UptimeSensor(clock, name, unit)]
+    if kind == "wifi_rssi":
+        return [system.WifiRssi(hw.get("network"), name, unit)]
+    if kind == "internal_temp":
+        platform = hw.get("platform")
+        if platform is None:
+            import sys
+
+            platform = sys.platform
+        return [system.InternalTemp(name, unit, 1, hw.get("esp32"), machine, platform)]
+    raise ValueError("unknown sensor type " + kind)
+
+
+def build_sensors(board, config, hw):
+    """The sensor objects to sample, in the order of the `s` messages.
+
+    board: a checked board (boards.load_board); config: the parsed device
+    config (its "sensors", a list of names, picks and orders them; None or
+    absent: all of the board's, in board order); hw: a dict of what the
+    port has: "machine", "dht", "esp32", "network", "gc" (modules, or None),
+    "clock" (ticks_ms-like, default time.ticks_ms), "seed" (simulations),
+    "platform" (default sys.platform). Nothing touches hardware here: pins
+    and buses are claimed at the first read.
+    """
+    hw = hw or {}
+    clock = hw.get("clock") or _default_clock()
+    wanted = (config or {}).get("sensors")
+    made = {}
+    order = []
+    for spec in board["sensors"]:
+        named = describe(spec)
+        indexes = [i for i in range(len(named)) if wanted is None or named[i][0] in wanted]
+        if not indexes:
+            continue
+        for sensor in _build(spec, indexes, board, hw, clock):
+            made[sensor.name] = sensor
+            order.append(sensor.name)
+    if wanted is not None:
+        missing = [n for n in wanted if n not in made]
+        if missing:
+            raise ValueError("sensors: not on board " + board["name"] + ": " + ", ".join(missing))
+        order = wanted
+    return [made[n] for n in order]
