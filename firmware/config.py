@@ -2,7 +2,11 @@
 
     {"wifi_ssid": "home", "wifi_password": "...", "device_name": "kitchen",
      "board": "esp32", "rate": 2, "sensors": ["temperature", "humidity"],
-     "ap_password": "", "port": 80, "token": ""}
+     "ap_password": "", "port": 80, "token": "", "origins": null}
+
+token: when set, only dashboards that present it (the page's URL ends in
+?token=...) may send commands; the others are read-only. origins: a list
+of allowed Origin values (e.g. ["http://192.168.1.50"]) or null for any.
 
 Every field is checked against the board (rate range, sensor names) and a
 mistake stops the start with one line that names the file and the field.
@@ -24,6 +28,7 @@ DEFAULTS = {
     "ap_password": "",
     "port": 80,
     "token": "",
+    "origins": None,
 }
 SECRETS = ("wifi_password", "ap_password", "token")
 
@@ -102,6 +107,10 @@ def parse_config(data, board, source="config.json"):
     elif not is_str(token) or len(token) > 128 or " " in token:
         raise ConfigError(source + ": token: must be a text of at most 128 characters "
                           "without spaces, or empty")
+    origins = config["origins"]
+    if origins is not None and (type(origins) is not list or not all(is_str(o) and o for o in origins)):
+        raise ConfigError(source + ": origins: must be a list of origins such as "
+                          '"http://192.168.1.50", or null to allow any')
     return config
 
 

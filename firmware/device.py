@@ -4,6 +4,7 @@ server moves the texts, this decides them, so every answer is testable.
 """
 
 import json
+import struct
 
 from checks import is_bool, is_number, is_str
 from uptime import Uptime
@@ -13,6 +14,7 @@ try:
 except ImportError:
     FW_VERSION = "0.1.0"
 
+NAN = float("nan")
 MAX_ECHO = 32  # longest unknown command name quoted back in an error
 
 
@@ -77,8 +79,12 @@ class Device:
             "outputs": self._outputs_state(), "readonly": bool(readonly),
         })
 
-    def sample(self):
-        """Read every sensor once; the `s` text. seq counts from 0."""
+    def read(self):
+        """Read every sensor once: (seq, ms, values), seq counting from 0.
+
+        One reading feeds both stream formats, so text and binary
+        dashboards see the same sample under the same seq.
+        """
         values = []
         for sensor in self.sensors:
             try:
@@ -90,9 +96,13 @@ class Device:
             values.append(value)
         ms = int(self._clock())
         self._uptime.ms()
-        text = '{"t":"s","seq":%d,"ms":%d,"v":%s}' % (self.seq, ms, dumps(values))
+        seq = self.seq
         self.seq += 1
-        return text
+        return seq, ms, values
+
+    def sample(self):
+        """Read every sensor once; the `s` text."""
+        return sample_text(self.read())
 
     def state(self):
         """The `state` text, broadcast when the rate or an output changes."""
@@ -176,6 +186,32 @@ class Device:
         changed = bool(output.value()) != on
         output.value(on)
         return _ack(msg_id, {"cmd": name, "on": on}), self.state() if changed else None
+
+
+def sample_text(reading):
+    """The `s` text of a reading (seq, ms, values)."""
+    seq, ms, values = reading
+    return '{"t":"s","seq":%d,"ms":%d,"v":%s}' % (seq, ms, dumps(values))
+
+
+# The binary sample (firmware/PROTOCOL.md): "<BBHII" header, then one
+# little-endian float32 per sensor, NaN for a failed read.
+BINARY_MAGIC = 0x53  # "S"
+BINARY_VERSION = 1
+BINARY_HEADER = 12
+
+
+def sample_binary(reading):
+    """The binary form of a reading: 12-byte header + 4 bytes per value."""
+    seq, ms, values = reading
+    data = bytearray(BINARY_HEADER + 4 * len(values))
+    struct.pack_into("<BBHII", data, 0, BINARY_MAGIC, BINARY_VERSION, len(values),
+                     seq & 0xFFFFFFFF, ms & 0xFFFFFFFF)
+    at = BINARY_HEADER
+    for value in values:
+        struct.pack_into("<f", data, at, NAN if value is None else value)
+        at += 4
+    return data
 
 
 def _gc_mem():

@@ -13,4 +13,7 @@ if [ ! -d "$mp/node_modules" ] || [ "$mp/package-lock.json" -nt "$mp/node_module
     npm ci --prefix "$mp" --no-audit --no-fund --loglevel=error
 fi
 
+# the dashboard's .gz is rebuilt from the page every run, so it never goes stale
+python3 tools/build_www.py --check-budget
+
 exec python3 -m pytest host_tests "$@"

@@ -17,13 +17,14 @@ def test_config_minimal_gets_defaults():
     assert config == {
         "wifi_ssid": "", "wifi_password": "", "device_name": "", "board": "esp32",
         "rate": 2.0, "sensors": None, "ap_password": "", "port": 80, "token": "",
+        "origins": None,
     }
 
 
 def test_config_full_is_kept():
     data = {"wifi_ssid": "home", "wifi_password": "hunter22", "device_name": "kitchen-1", "board": "esp32",
             "rate": 5, "sensors": ["humidity", "temperature"], "ap_password": "12345678", "port": 8080,
-            "token": "s3cret"}
+            "token": "s3cret", "origins": ["http://192.168.1.5"]}
     config = parse_config(data, ESP32)
     assert config == dict(data, rate=5.0)
     assert type(config["rate"]) is float
@@ -184,3 +185,10 @@ def test_redacted_leaves_the_config_alone():
 def test_redacted_shows_unset_secrets_as_empty():
     safe = redacted(parse_config({}, ESP32))
     assert safe["wifi_password"] == "" and safe["ap_password"] == "" and safe["token"] == ""
+
+
+def test_config_origins_must_be_a_list_of_texts():
+    assert parse_config({"origins": ["http://10.0.0.5"]}, ESP32)["origins"] == ["http://10.0.0.5"]
+    for bad in ("http://10.0.0.5", [""], [5]):
+        with pytest.raises(ConfigError, match="origins"):
+            parse_config({"origins": bad}, ESP32)

@@ -1,0 +1,175 @@
+"""The device's application: the server, its routes, and the sampling task.
+
+The same App runs on a board (main.py) and on a laptop (tools/simulate.py);
+only the board description, the config and the `hw` modules differ.
+
+    /          the dashboard (www/index.html, gzipped when the browser accepts)
+    /ws        the stream as JSON text, and commands (firmware/PROTOCOL.md)
+    /ws/bin    the same stream as binary samples, and the same commands
+"""
+
+from access import CommandLimiter, token_matches
+from device import Device, sample_binary, sample_text
+from microws.compat import asyncio, sleep_ms, ticks_diff, ticks_ms
+from microws.server import Server
+from outputs import build_outputs
+from sensors import build_sensors
+
+TEXT_PATH = "/ws"
+BINARY_PATH = "/ws/bin"
+WAKE_MS = 100  # the sampler looks at the rate this often while it waits
+
+
+class App:
+    """board, config: checked dicts; hw: the port's modules (sensors.build_sensors);
+    www: folder of the dashboard; log: where messages go (never secrets)."""
+
+    def __init__(self, board, config, hw=None, www="www", log=print, server_options=None):
+        hw = hw or {}
+        self.clock = hw.get("clock") or ticks_ms
+        self.log = log
+        self.token = config.get("token") or ""
+        sensors = build_sensors(board, config, hw)
+        outputs = build_outputs(board, hw)
+        self.device = Device(board, config, sensors, outputs, self.clock)
+        options = {
+            "max_clients": board["max_clients"],
+            "max_message_size": board["max_message_size"],
+            "queue_size": board["queue_size"],
+            "log": log,
+        }
+        if config.get("origins"):
+            options["origins"] = config["origins"]
+        if server_options:
+            options.update(server_options)
+        self.server = Server(**options)
+        self.server.websocket(TEXT_PATH)(self._dashboard)
+        self.server.websocket(BINARY_PATH)(self._dashboard)
+        self.server.static("/", www)
+        self.text_clients = self.server.group(TEXT_PATH)
+        self.binary_clients = self.server.group(BINARY_PATH)
+        self._sampler = None
+        self._running = False
+
+    # ------------------------------------------------------------ clients
+
+    def clients(self):
+        return len(self.text_clients) + len(self.binary_clients)
+
+    def may_command(self, ws):
+        """Whether this client presented the token (always, without one)."""
+        if not self.token:
+            return True
+        presented = _query_value(ws.request.query, "token")
+        return presented is not None and token_matches(presented, self.token)
+
+    async def _dashboard(self, ws):
+        readonly = not self.may_command(ws)
+        limiter = CommandLimiter(self.clock)
+        await ws.send(self.device.hello(readonly))
+        async for message in ws:
+            if not limiter.allow():
+                await ws.send('{"t":"error","error":"too many commands: at most %d per second"}'
+                              % limiter.per_second)
+                continue
+            reply, change = self.device.handle_command(message, self.clients(), ws.dropped, readonly)
+            await ws.send(reply)
+            if change is not None:
+                self.text_clients.broadcast(change)
+                self.binary_clients.broadcast(change)
+
+    # ------------------------------------------------------------ sampling
+
+    def sample_once(self):
+        """Read the sensors and broadcast; skipped while no one listens."""
+        if not self.text_clients and not self.binary_clients:
+            return False
+        reading = self.device.read()
+        if self.text_clients:
+            self.text_clients.broadcast(sample_text(reading))
+        if self.binary_clients:
+            self.binary_clients.broadcast(sample_binary(reading))
+        return True
+
+    async def _sample_loop(self):
+        """Sample at the device's rate, on a fixed schedule that never bursts
+        to catch up. Broadcasting never waits, so a slow dashboard cannot
+        delay a sample; a rate change takes effect within WAKE_MS."""
+        due = ticks_ms()
+        while self._running:
+            rate = self.device.rate
+            try:
+                self.sample_once()
+            except Exception as error:  # noqa: BLE001 (a bad sensor must not stop the stream)
+                self.log("sampling error:", repr(error))
+            due += int(1000 / rate)
+            while self._running:
+                left = ticks_diff(due, ticks_ms())
+                if self.device.rate != rate:  # a new rate: its period from the last sample
+                    due += int(1000 / self.device.rate) - int(1000 / rate)
+                    rate = self.device.rate
+                    left = ticks_diff(due, ticks_ms())
+                if left <= 0:
+                    break
+                await sleep_ms(min(left, WAKE_MS))
+            if ticks_diff(ticks_ms(), due) > 1000:
+                due = ticks_ms()  # fell far behind (a blocking sensor): start afresh
+
+    # ------------------------------------------------------------ running
+
+    async def start(self, host="0.0.0.0", port=80, ssl=None):
+        await self.server.start(host, port, ssl)
+        self._running = True
+        self._sampler = asyncio.create_task(self._sample_loop())
+        return self
+
+    async def stop(self):
+        self._running = False
+        if self._sampler is not None:
+            self._sampler.cancel()
+            self._sampler = None
+        await self.server.stop()
+
+    async def serve(self, host="0.0.0.0", port=80, ssl=None, stopped=None):
+        """Run until `stopped` (an asyncio.Event) is set, or forever."""
+        await self.start(host, port, ssl)
+        try:
+            if stopped is None:
+                stopped = asyncio.Event()
+            await stopped.wait()
+        finally:
+            await self.stop()
+
+
+def _query_value(query, name):
+    """The raw value of name=... in a query string, or None."""
+    for pair in query.split("&"):
+        key, sep, value = pair.partition("=")
+        if key == name and sep:
+            return _unquote(value)
+    return None
+
+
+def _unquote(text):
+    """%XX and + decoding, enough for a token typed into a URL."""
+    if "%" not in text and "+" not in text:
+        return text
+    out = bytearray()
+    i = 0
+    data = text.encode()
+    while i < len(data):
+        c = data[i]
+        if c == 0x25 and i + 2 < len(data) and _is_hex(data[i + 1:i + 3]):
+            out.append(int(data[i + 1:i + 3], 16))
+            i += 3
+            continue
+        out.append(0x20 if c == 0x2B else c)
+        i += 1
+    try:
+        return bytes(out).decode()
+    except UnicodeError:
+        return None
+
+
+def _is_hex(two):
+    return len(two) == 2 and all(c in b"0123456789abcdefABCDEF" for c in two)

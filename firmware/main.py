@@ -1,0 +1,44 @@
+"""Start the device: config, Wi-Fi (or an access point), then serve the
+dashboard and the stream until the board resets.
+
+Files on the board (tools/deploy.py puts them there):
+    /config.json            written by the deploy tool (holds secrets)
+    /boards/NAME.json       this board's description
+    /lib/microws/           the library
+    /www/index.html.gz      the dashboard
+    /*.py, /sensors/        this folder
+"""
+
+import gc
+import time
+
+from config import ConfigError, load_config, redacted
+
+
+def main():
+    try:
+        config = load_config("config.json", "boards")
+    except ConfigError as error:
+        print("microws: cannot start:", error)
+        return
+    from boards import load_board
+
+    board = load_board(config["board"], "boards")
+    print("microws: config", redacted(config))
+    import network
+
+    import wifi
+
+    wifi.connect(config, network, time.sleep_ms, time.ticks_ms, time.ticks_diff)
+    gc.collect()
+    from app import App
+    from hardware import hardware
+    from microws.compat import asyncio
+
+    app = App(board, config, hardware(), www="www")
+    gc.collect()
+    print("microws: serving on port %d, %d bytes free" % (config["port"], gc.mem_free()))
+    asyncio.run(app.serve("0.0.0.0", config["port"]))
+
+
+main()

@@ -1,0 +1,253 @@
+"""The device end to end on CPython: the firmware's App on a real port,
+real WebSocket clients (the websockets package) as dashboards."""
+
+import asyncio
+import json
+import os
+import socket
+import struct
+import sys
+import time
+
+import websockets
+
+from access import CommandLimiter, token_matches
+from app import App
+from boards import load_board
+from config import parse_config
+from hardware import hardware
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "host_tests", "server"))
+from rawclient import upgrade_head  # noqa: E402
+
+HOST_BOARD = load_board("host", os.path.join(ROOT, "boards"))
+
+
+def make_app(**config):
+    config.setdefault("board", "host")
+    checked = parse_config(config, HOST_BOARD, "test")
+    return App(HOST_BOARD, checked, hardware(seed=3), www=os.path.join(ROOT, "firmware", "www"),
+               log=lambda *a: None)
+
+
+def run(body, timeout=60):
+    asyncio.run(asyncio.wait_for(body, timeout))
+
+
+async def started(app):
+    await app.start("127.0.0.1", 0)
+    return "ws://127.0.0.1:%d" % app.server.port
+
+
+async def next_of(ws, kind, timeout=5):
+    """The next message of type kind, skipping samples and others."""
+    deadline = time.monotonic() + timeout
+    while True:
+        message = json.loads(await asyncio.wait_for(ws.recv(), max(0.01, deadline - time.monotonic())))
+        if message["t"] == kind:
+            return message
+
+
+def test_hello_then_samples_at_the_configured_rate_with_consecutive_seq():
+    async def body():
+        app = make_app(rate=10)
+        url = await started(app)
+        try:
+            async with websockets.connect(url + "/ws") as ws:
+                hello = json.loads(await ws.recv())
+                assert hello["t"] == "hello" and hello["rate"] == 10.0 and not hello["readonly"]
+                names = [s["name"] for s in hello["sensors"]]
+                assert names == ["temperature", "humidity", "pressure", "light", "free_heap", "uptime"]
+                samples = []
+                start = time.monotonic()
+                while time.monotonic() - start < 2.0:
+                    samples.append(await next_of(ws, "s"))
+                elapsed = time.monotonic() - start
+                seqs = [s["seq"] for s in samples]
+                assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+                assert 7 <= len(samples) / elapsed <= 13  # 10 Hz, loosely
+                assert all(len(s["v"]) == len(names) for s in samples)
+                assert all(isinstance(v, (int, float)) for s in samples for v in s["v"])
+                ms = [s["ms"] for s in samples]
+                assert ms == sorted(ms)
+        finally:
+            await app.stop()
+    run(body())
+
+
+def test_commands_are_answered_and_changes_reach_every_dashboard():
+    async def body():
+        app = make_app(rate=2)
+        url = await started(app)
+        try:
+            async with websockets.connect(url + "/ws") as one, websockets.connect(url + "/ws") as two:
+                await one.recv()
+                await two.recv()
+                await one.send(json.dumps({"cmd": "led", "on": True, "id": 1}))
+                ack = await next_of(one, "ack")
+                assert ack == {"t": "ack", "id": 1, "cmd": "led", "on": True}
+                assert (await next_of(two, "state"))["outputs"] == {"led": True}
+                assert app.device.outputs["led"].value() is True
+
+                await one.send(json.dumps({"cmd": "rate", "rate": 500, "id": 2}))
+                error = await next_of(one, "error")
+                assert error["id"] == 2 and "between" in error["error"]
+                assert app.device.rate == 2.0
+
+                for junk in ("not json", "[1,2]", '{"nocmd":1}', '{"cmd":"self_destruct"}', b"\xff\x00"):
+                    await one.send(junk)
+                    assert (await next_of(one, "error"))["error"]
+                await one.send(json.dumps({"cmd": "info", "id": "x"}))
+                info = await next_of(one, "info")
+                assert info["id"] == "x" and info["clients"] == 2 and info["board"] == "host"
+                assert "token" not in info
+        finally:
+            await app.stop()
+    run(body())
+
+
+def test_a_rate_change_changes_the_stream_at_once():
+    async def body():
+        app = make_app(rate=0.5)  # one sample every 2 s
+        url = await started(app)
+        try:
+            async with websockets.connect(url + "/ws") as ws:
+                await ws.recv()
+                await next_of(ws, "s")
+                await ws.send(json.dumps({"cmd": "rate", "rate": 20}))
+                await next_of(ws, "ack")
+                start = time.monotonic()
+                count = 0
+                while time.monotonic() - start < 1.0:
+                    await next_of(ws, "s")
+                    count += 1
+                assert count >= 12  # 20 Hz, not one sample in 2 s
+        finally:
+            await app.stop()
+    run(body())
+
+
+def test_binary_stream_carries_the_same_readings():
+    async def body():
+        app = make_app(rate=10)
+        url = await started(app)
+        try:
+            async with websockets.connect(url + "/ws") as text, websockets.connect(url + "/ws/bin") as binary:
+                hello = json.loads(await binary.recv())
+                assert hello["t"] == "hello"
+                await text.recv()
+                by_seq = {}
+                for _ in range(6):
+                    sample = await next_of(text, "s")
+                    by_seq[sample["seq"]] = sample
+                matched = 0
+                for _ in range(6):
+                    frame = await asyncio.wait_for(binary.recv(), 5)
+                    if isinstance(frame, str):
+                        continue
+                    magic, version, count, seq, ms = struct.unpack_from("<BBHII", frame)
+                    assert (magic, version, count) == (0x53, 1, len(hello["sensors"]))
+                    assert len(frame) == 12 + 4 * count
+                    values = struct.unpack_from("<%df" % count, frame, 12)
+                    if seq in by_seq:
+                        assert ms == by_seq[seq]["ms"]
+                        for got, want in zip(values, by_seq[seq]["v"]):
+                            assert abs(got - want) <= abs(want) * 1e-6 + 1e-3
+                        matched += 1
+                assert matched >= 3
+        finally:
+            await app.stop()
+    run(body())
+
+
+def test_a_dashboard_that_never_reads_does_not_stall_sampling_for_the_others():
+    async def body():
+        app = make_app(rate=20)
+        url = await started(app)
+        port = app.server.port
+        loop = asyncio.get_running_loop()
+        stuck = socket.socket()
+        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stuck.setblocking(False)
+        try:
+            await loop.sock_connect(stuck, ("127.0.0.1", port))
+            head, _ = upgrade_head()
+            await loop.sock_sendall(stuck, head)
+            async with websockets.connect(url + "/ws") as ws:
+                await ws.recv()
+                seqs = []
+                start = time.monotonic()
+                while time.monotonic() - start < 3.0:
+                    seqs.append((await next_of(ws, "s"))["seq"])
+                assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # nothing lost
+                assert len(seqs) >= 40  # 20 Hz went on
+        finally:
+            stuck.close()
+            await app.stop()
+    run(body())
+
+
+def test_with_a_token_only_a_dashboard_that_presents_it_may_command():
+    async def body():
+        app = make_app(token="s3cret-token")
+        url = await started(app)
+        try:
+            async with websockets.connect(url + "/ws") as anonymous:
+                hello = json.loads(await anonymous.recv())
+                assert hello["readonly"] is True
+                await anonymous.send(json.dumps({"cmd": "led", "on": True, "id": 1}))
+                assert "read-only" in (await next_of(anonymous, "error"))["error"]
+                assert app.device.outputs["led"].value() is False
+            async with websockets.connect(url + "/ws?token=wrong") as wrong:
+                assert json.loads(await wrong.recv())["readonly"] is True
+            async with websockets.connect(url + "/ws?token=s3cret%2Dtoken") as owner:
+                assert json.loads(await owner.recv())["readonly"] is False
+                await owner.send(json.dumps({"cmd": "led", "on": True, "id": 2}))
+                assert (await next_of(owner, "ack"))["on"] is True
+                await owner.send(json.dumps({"cmd": "info"}))
+                assert "s3cret" not in json.dumps(await next_of(owner, "info"))
+        finally:
+            await app.stop()
+    run(body())
+
+
+def test_commands_beyond_the_rate_limit_are_refused_and_the_stream_goes_on():
+    async def body():
+        app = make_app(rate=5)
+        url = await started(app)
+        try:
+            async with websockets.connect(url + "/ws") as ws:
+                await ws.recv()
+                for n in range(30):
+                    await ws.send(json.dumps({"cmd": "info", "id": n}))
+                answers = []
+                while len(answers) < 30:
+                    message = json.loads(await asyncio.wait_for(ws.recv(), 5))
+                    if message["t"] in ("info", "error"):
+                        answers.append(message)
+                refused = [a for a in answers if a["t"] == "error"]
+                assert 10 <= len(answers) - len(refused) <= 12  # the burst, plus what refilled
+                assert all("too many commands" in a["error"] for a in refused)
+                await next_of(ws, "s")
+        finally:
+            await app.stop()
+    run(body())
+
+
+def test_token_comparison():
+    assert token_matches("abc", "abc")
+    assert not token_matches("abd", "abc")
+    assert not token_matches("ab", "abc")
+    assert not token_matches("abcd", "abc")
+    assert not token_matches("", "")  # an empty token never matches: no token means no check
+
+
+def test_limiter_refills_at_its_rate():
+    now = [0]
+    limiter = CommandLimiter(lambda: now[0], per_second=5, burst=2)
+    assert limiter.allow() and limiter.allow() and not limiter.allow()
+    now[0] += 199
+    assert not limiter.allow()
+    now[0] += 1
+    assert limiter.allow() and not limiter.allow()
