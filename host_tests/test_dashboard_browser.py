@@ -72,7 +72,8 @@ def free_port():
 class Simulator:
     """The simulator as a child process on a fixed port; start, stop, start again."""
 
-    def __init__(self, port, log_dir):
+    def __init__(self, port, log_dir, extra_args=()):
+        self.extra_args = list(extra_args)
         script = os.environ.get("MICROWS_SIMULATOR") or os.path.join("tools", "simulate.py")
         self.script = os.path.join(ROOT, script)
         self.port = port
@@ -84,7 +85,7 @@ class Simulator:
             pytest.fail("simulator not found: %s (set MICROWS_SIMULATOR to another script)" % self.script)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, self.script, "--host", "127.0.0.1", "--port", str(self.port)],
+            [sys.executable, self.script, "--host", "127.0.0.1", "--port", str(self.port)] + self.extra_args,
             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
         )
         log.close()
@@ -182,22 +183,28 @@ class Dashboard:
 
 
 @pytest.fixture(scope="module")
-def dash(tmp_path_factory):
+def browser():
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture(scope="module")
+def dash(browser, tmp_path_factory):
     build_www.build(os.path.join(ROOT, "firmware", "www"))  # the simulator serves the .gz: never a stale one
     sim = Simulator(free_port(), str(tmp_path_factory.mktemp("simulator")))
     sim.start()
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            try:
-                page = browser.new_page(viewport={"width": 1280, "height": 800})
-                page.set_default_timeout(10000)
-                dashboard = Dashboard(page, sim)
-                page.goto("http://127.0.0.1:%d/" % sim.port)
-                yield dashboard
-                assert not dashboard.errors, "JavaScript errors on the page: %s" % dashboard.errors
-            finally:
-                browser.close()
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.set_default_timeout(10000)
+        dashboard = Dashboard(page, sim)
+        page.goto("http://127.0.0.1:%d/" % sim.port)
+        yield dashboard
+        page.close()
+        assert not dashboard.errors, "JavaScript errors on the page: %s" % dashboard.errors
     finally:
         sim.stop()
 
@@ -285,3 +292,26 @@ def test_reconnects_after_the_device_comes_back(dash):
     dash.wait("(n) => Math.max(...[...document.querySelectorAll('[data-sensor]')].map(e => +e.dataset.points)) >= n",
               arg=kept + 3, timeout=10.0, what="new points after reconnecting")
     assert dash.js("() => window.e2eMarker") == 42, "the page reloaded"
+
+
+def test_with_a_token_the_page_is_read_only_unless_opened_with_it(browser, tmp_path):
+    sim = Simulator(free_port(), str(tmp_path), ["--token", "e2e-Secret"])
+    sim.start()
+    try:
+        page = browser.new_page()
+        page.set_default_timeout(10000)
+        anonymous = Dashboard(page, sim)
+        page.goto("http://127.0.0.1:%d/" % sim.port)
+        anonymous.wait_live()
+        assert page.is_visible("#readonly")
+        assert page.is_disabled("#rate-apply")
+        page.goto("http://127.0.0.1:%d/?token=e2e-Secret" % sim.port)
+        anonymous.wait_live()
+        assert not page.is_visible("#readonly")
+        toggle = page.locator("[data-output]").first
+        assert "on" in anonymous.command(toggle.click, "switching the LED with the token")
+        assert not anonymous.errors, anonymous.errors
+        page.close()
+        assert "e2e-Secret" not in sim.log(), "the token was logged"
+    finally:
+        sim.stop()
