@@ -19,7 +19,7 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 MP_DIR = os.path.join(HERE, "micropython")
 PACKAGE_DIR = os.path.join(MP_DIR, "node_modules", "@micropython", "micropython-webassembly-pyscript")
-PATTERNS = ("core/test_*.py", "core/mp_only/test_*.py")
+PATTERNS = ("core/test_*.py", "core/mp_only/test_*.py", "firmware_mp/test_*.py")
 MARK = "@@MPTEST "
 INSTALL_HINT = "run: npm ci --prefix host_tests/micropython"
 TIMEOUT_S = int(os.environ.get("MICROWS_MP_TIMEOUT", "600"))

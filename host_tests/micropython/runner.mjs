@@ -12,7 +12,12 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const LIB = path.resolve(HERE, "..", "..", "lib");
+const ROOT = path.resolve(HERE, "..", "..");
+const LIB = path.join(ROOT, "lib");
+// firmware_mp/ tests run the firmware's modules: they need firmware/ on the
+// path and the board files beside it, as on a board.
+const FIRMWARE = path.join(ROOT, "firmware");
+const BOARDS = path.join(ROOT, "boards");
 const SKIP = /^(\.|__pycache__$)|\.(pyc|mpy)$/;
 
 // Host path -> path inside the interpreter's filesystem. Keeping the real
@@ -44,10 +49,15 @@ async function runFile(loadMicroPython, file, heapsize) {
   const testDir = path.dirname(path.resolve(file));
   const dirs = [testDir, path.dirname(testDir)];
   copyInto(mp.FS, LIB, true);
+  const withFirmware = path.basename(testDir) === "firmware_mp";
+  if (withFirmware) {
+    copyInto(mp.FS, FIRMWARE, true);
+    copyInto(mp.FS, BOARDS, false);
+  }
   for (const dir of dirs) copyInto(mp.FS, dir, false);
   mp.FS.mkdirTree(fsPath(HERE));
   mp.FS.writeFile(fsPath(path.join(HERE, "mp_runner.py")), fs.readFileSync(path.join(HERE, "mp_runner.py")));
-  const sysPath = JSON.stringify([...dirs, LIB, HERE].map(fsPath));
+  const sysPath = JSON.stringify([...dirs, LIB, ...(withFirmware ? [FIRMWARE] : []), HERE].map(fsPath));
   await mp.runPythonAsync(
     `import sys\n` +
     `for p in reversed(${sysPath}):\n    sys.path.insert(0, p)\n` +

@@ -1,0 +1,115 @@
+"""The firmware's own modules, run the same way under CPython (pytest) and
+under real MicroPython (test_micropython.py): what a board executes at
+start-up and on every sample must not rely on anything only CPython has.
+Plain asserts only: this file runs without pytest on MicroPython.
+"""
+
+import json
+import struct
+import sys
+
+ROOT = __file__.rsplit("/", 3)[0] if __file__.count("/") >= 3 else "."
+BOARDS = ROOT + "/boards"
+for _path in (ROOT + "/lib", ROOT + "/firmware"):
+    if _path not in sys.path:
+        sys.path.append(_path)
+
+from access import CommandLimiter, token_matches  # noqa: E402
+from boards import board_names, load_board, memory_budget  # noqa: E402
+from config import ConfigError, parse_config, redacted  # noqa: E402
+from device import Device, sample_binary, sample_text  # noqa: E402
+from outputs import build_outputs  # noqa: E402
+from sensors import build_sensors  # noqa: E402
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000
+
+    def __call__(self):
+        return self.now
+
+
+def host_device(clock, **config):
+    board = load_board("host", BOARDS)
+    config["board"] = "host"
+    checked = parse_config(config, board, "test")
+    hw = {"seed": 5, "clock": clock, "gc": None}
+    return Device(board, checked, build_sensors(board, checked, hw), build_outputs(board, {}), clock,
+                  mem=lambda: (1000, 2000))
+
+
+def test_every_board_file_loads_and_fits_its_heap():
+    names = board_names(BOARDS)
+    for name in ("esp32", "esp8266", "picow", "host"):
+        assert name in names
+    for name in names:
+        board = load_board(name, BOARDS)
+        assert memory_budget(board) < board["heap_bytes"]
+
+
+def test_config_errors_name_the_field_and_secrets_stay_hidden():
+    board = load_board("esp32", BOARDS)
+    try:
+        parse_config({"board": "esp32", "rate": 99}, board)
+        raise AssertionError("rate 99 accepted")
+    except ConfigError as error:
+        assert "rate" in str(error)
+    config = parse_config({"board": "esp32", "wifi_password": "hunter22", "token": "abc"}, board)
+    shown = str(redacted(config))
+    assert "hunter22" not in shown and "abc" not in shown
+
+
+def test_samples_as_text_and_binary_carry_the_same_reading():
+    clock = Clock()
+    device = host_device(clock)
+    reading = device.read()
+    seq, ms, values = reading
+    assert seq == 0 and ms == 1000 and len(values) == 6
+    message = json.loads(sample_text(reading))
+    assert message["t"] == "s" and message["seq"] == 0 and message["v"] == values
+    assert " " not in sample_text(reading)
+    data = sample_binary(reading)
+    assert len(data) == 12 + 4 * len(values)
+    magic, version, count, bseq, bms = struct.unpack("<BBHII", bytes(data[:12]))
+    assert (magic, version, count, bseq, bms) == (0x53, 1, 6, 0, 1000)
+    first = struct.unpack("<f", bytes(data[12:16]))[0]
+    assert abs(first - values[0]) < 0.01
+    clock.now += 500
+    assert json.loads(device.sample())["seq"] == 1
+
+
+def test_commands_answer_and_never_raise():
+    device = host_device(Clock())
+    reply, change = device.handle_command('{"cmd":"rate","rate":5,"id":1}')
+    assert json.loads(reply) == {"t": "ack", "id": 1, "cmd": "rate", "rate": 5.0}
+    assert json.loads(change) == {"t": "state", "rate": 5.0, "outputs": {"led": False}}
+    for junk in ("", "{", "[]", '{"cmd":1}', '{"cmd":"rate","rate":"fast"}', '{"cmd":"nope"}', b"\xff"):
+        reply, change = device.handle_command(junk)
+        assert json.loads(reply)["t"] == "error" and change is None
+    reply, _ = device.handle_command('{"cmd":"led","on":true}', readonly=True)
+    assert "read-only" in json.loads(reply)["error"]
+    info = json.loads(device.handle_command('{"cmd":"info"}', clients=2)[0])
+    assert info["clients"] == 2 and info["mem_free"] == 1000
+
+
+def test_token_and_rate_limit():
+    assert token_matches("s3cret", "s3cret") and not token_matches("s3cre", "s3cret")
+    clock = Clock()
+    limiter = CommandLimiter(clock, per_second=5, burst=2)
+    assert limiter.allow() and limiter.allow() and not limiter.allow()
+    clock.now += 200
+    assert limiter.allow()
+
+
+def test_the_app_builds_its_server_and_routes():
+    from app import BINARY_PATH, TEXT_PATH, App
+
+    board = load_board("host", BOARDS)
+    config = parse_config({"board": "host", "rate": 4}, board)
+    app = App(board, config, {"seed": 1, "clock": Clock(), "gc": None}, www=ROOT + "/firmware/www",
+              log=lambda *a: None)
+    assert app.server.max_clients == board["max_clients"]
+    assert len(app.server.group(TEXT_PATH)) == 0 and len(app.server.group(BINARY_PATH)) == 0
+    assert app.sample_once() is False  # nobody listens: no sensor is read
+    assert app.device.seq == 0
