@@ -2,6 +2,7 @@
 
     python3 tools/simulate.py [--host 127.0.0.1] [--port 8080] [--rate 2]
                               [--seed 1] [--token SECRET] [--board host]
+                              [--cert cert.pem [--key key.pem]]
 
 Then open the printed URL. The LED prints `LED on` / `LED off` here. Ctrl-C
 (or SIGTERM) stops it; every dashboard then gets a close 1001 and starts
@@ -39,6 +40,8 @@ def parse_args(argv=None):
     parser.add_argument("--seed", type=int, default=1, help="seed of the simulated readings")
     parser.add_argument("--name", default="simulated", help="device name")
     parser.add_argument("--token", default="", help="commands only from pages opened with ?token=TOKEN")
+    parser.add_argument("--cert", help="serve https:// and wss:// with this certificate (PEM)")
+    parser.add_argument("--key", help="the certificate's private key (PEM; default: in --cert)")
     return parser.parse_args(argv)
 
 
@@ -67,10 +70,17 @@ async def serve(args):
             loop.add_signal_handler(sig, stopped.set)
         except (NotImplementedError, RuntimeError):  # Windows
             pass
-    await app.start(args.host, args.port)
+    context = None
+    if args.cert:
+        import ssl
+
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(args.cert, args.key)
+    await app.start(args.host, args.port, context)
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "") else args.host
     suffix = "/?token=<your token>" if args.token else "/"  # the token itself is never printed
-    print("microws: simulated device %r, open http://%s:%d%s" % (args.name, shown, app.server.port, suffix),
+    scheme = "https" if context else "http"
+    print("microws: simulated device %r, open %s://%s:%d%s" % (args.name, scheme, shown, app.server.port, suffix),
           flush=True)
     try:
         await stopped.wait()
