@@ -2,11 +2,13 @@
 //
 //   node host_tests/micropython/runner.mjs [--heap BYTES] FILE.py...
 //
-// Each file gets a fresh interpreter (tests cannot leak state into each other)
+// Each file gets a fresh interpreter in a Node process of its own (tests
+// cannot leak state into each other; see main() for why a process each)
 // holding the repository's lib/, the file's folder and its parent folder (so
 // core/mp_only/ tests can import helpers from core/), all on sys.path.
 // mp_runner.py then runs the file's test_* functions and prints one
 // `@@MPTEST {json}` line per test. Exit code: 0 only if every test passed.
+import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -78,6 +80,18 @@ async function main(argv) {
   if (!files.length || !(heapsize > 0)) {
     console.error("usage: node runner.mjs [--heap BYTES] FILE.py...");
     return 2;
+  }
+  if (files.length > 1) {
+    // One Node process per file: the WebAssembly port does not survive a
+    // second interpreter in the same process reliably (a late finalizer of
+    // the first one can touch freed memory: "memory access out of bounds").
+    let failures = 0;
+    for (const file of files) {
+      const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url), "--heap", String(heapsize), file],
+        { stdio: "inherit" });
+      if (child.status !== 0) failures++;
+    }
+    return failures ? 1 : 0;
   }
   let loadMicroPython;
   try {
