@@ -134,7 +134,7 @@ def load_config(path="config.json", boards_dir="boards", board=None):
         if not is_str(name) or not name:
             raise ConfigError(path + ": board: required, the name of a file in "
                               + boards_dir + "/ (e.g. esp32)")
-        from boards import load_board
+        from boardfile import load_board
 
         try:
             board = load_board(name, boards_dir)

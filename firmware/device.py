@@ -39,7 +39,7 @@ except TypeError:
 
 
 class Device:
-    """board, config: checked dicts (boards.py, config.py); sensors: objects
+    """board, config: checked dicts (boardfile.py, config.py); sensors: objects
     with name, unit, read(); outputs: objects with name, value([on]);
     clock: ticks_ms-like, counting from boot; mem: () -> (free, alloc) in
     bytes, default gc's (None, None on CPython, which has no such numbers).

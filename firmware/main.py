@@ -21,7 +21,7 @@ def main():
     except ConfigError as error:
         print("microws: cannot start:", error)
         return
-    from boards import load_board
+    from boardfile import load_board
 
     board = load_board(config["board"], "boards")
     print("microws: config", redacted(config))

@@ -23,7 +23,7 @@ for folder in (os.path.join(ROOT, "lib"), os.path.join(ROOT, "firmware"), os.pat
 
 import build_www  # noqa: E402
 from app import App  # noqa: E402
-from boards import load_board  # noqa: E402
+from boardfile import load_board  # noqa: E402
 from config import ConfigError, parse_config, redacted  # noqa: E402
 from hardware import hardware  # noqa: E402
 from microws.compat import ticks_diff, ticks_ms  # noqa: E402

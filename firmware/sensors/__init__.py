@@ -200,7 +200,7 @@ def _build(spec, wanted, board, hw, clock):
 def build_sensors(board, config, hw):
     """The sensor objects to sample, in the order of the `s` messages.
 
-    board: a checked board (boards.load_board); config: the parsed device
+    board: a checked board (boardfile.load_board); config: the parsed device
     config (its "sensors", a list of names, picks and orders them; None or
     absent: all of the board's, in board order); hw: a dict of what the
     port has: "machine", "dht", "esp32", "network", "gc" (modules, or None),

@@ -13,7 +13,7 @@ import websockets
 
 from access import CommandLimiter, token_matches
 from app import App
-from boards import load_board
+from boardfile import load_board
 from config import parse_config
 from hardware import hardware
 

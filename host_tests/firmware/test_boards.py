@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-import boards
+import boardfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BOARDS_DIR = os.path.join(ROOT, "boards")
@@ -18,24 +18,24 @@ def test_board_files_exist_for_every_supported_board():
 
 @pytest.mark.parametrize("name", BOARD_NAMES)
 def test_board_file_loads(name):
-    board = boards.load_board(name, BOARDS_DIR)
+    board = boardfile.load_board(name, BOARDS_DIR)
     assert board["name"] == name
 
 
 @pytest.mark.parametrize("name", BOARD_NAMES)
 def test_board_memory_budget_fits_three_quarters_of_heap(name):
-    board = boards.load_board(name, BOARDS_DIR)
-    budget = boards.memory_budget(board)
+    board = boardfile.load_board(name, BOARDS_DIR)
+    budget = boardfile.memory_budget(board)
     assert budget <= 0.75 * board["heap_bytes"], (name, budget, board["heap_bytes"])
 
 
 def test_board_archs_match_their_chips():
-    archs = {n: boards.load_board(n, BOARDS_DIR)["mpy_arch"] for n in ("esp32", "esp8266", "picow", "host")}
+    archs = {n: boardfile.load_board(n, BOARDS_DIR)["mpy_arch"] for n in ("esp32", "esp8266", "picow", "host")}
     assert archs == {"esp32": "xtensawin", "esp8266": "xtensa", "picow": "armv6m", "host": None}
 
 
 def test_board_leds_match_the_hardware():
-    led = {n: boards.load_board(n, BOARDS_DIR)["led"] for n in ("esp32", "esp8266", "picow")}
+    led = {n: boardfile.load_board(n, BOARDS_DIR)["led"] for n in ("esp32", "esp8266", "picow")}
     assert led["esp8266"] == {"pin": 2, "active_low": True}
     assert led["picow"]["pin"] == "LED"
 
@@ -43,27 +43,27 @@ def test_board_leds_match_the_hardware():
 def test_host_board_simulates_the_weather_and_reports_heap_and_uptime():
     from sensors import describe
 
-    board = boards.load_board("host", BOARDS_DIR)
+    board = boardfile.load_board("host", BOARDS_DIR)
     names = [n for spec in board["sensors"] for n, _ in describe(spec)]
     assert names == ["temperature", "humidity", "pressure", "light", "free_heap", "uptime"]
 
 
 def test_memory_budget_counts_each_connection():
-    board = boards.load_board("esp32", BOARDS_DIR)
+    board = boardfile.load_board("esp32", BOARDS_DIR)
     more = dict(board, max_clients=board["max_clients"] + 1)
-    per_connection = board["max_message_size"] + 139 + 2048 + board["queue_size"] * boards.QUEUE_REF_BYTES
-    assert boards.memory_budget(more) - boards.memory_budget(board) == per_connection
+    per_connection = board["max_message_size"] + 139 + 2048 + board["queue_size"] * boardfile.QUEUE_REF_BYTES
+    assert boardfile.memory_budget(more) - boardfile.memory_budget(board) == per_connection
 
 
 def test_memory_budget_of_a_minimal_board():
     board = {"max_clients": 1, "max_message_size": 1024, "queue_size": 1}
-    assert boards.memory_budget(board) == 12000 + 1024 + 139 + 2048 + 8 + 160
+    assert boardfile.memory_budget(board) == 12000 + 1024 + 139 + 2048 + 8 + 160
 
 
 # ------------------------------------------------------------------ errors
 
 def good():
-    return copy.deepcopy(boards.load_board("esp32", BOARDS_DIR))
+    return copy.deepcopy(boardfile.load_board("esp32", BOARDS_DIR))
 
 
 def write_board(tmp_path, name, data):
@@ -75,26 +75,26 @@ def write_board(tmp_path, name, data):
 def test_load_board_missing_file_lists_known_boards(tmp_path):
     write_board(tmp_path, "esp32", good())
     with pytest.raises(ValueError) as e:
-        boards.load_board("esp33", str(tmp_path))
+        boardfile.load_board("esp33", str(tmp_path))
     assert "esp33.json: no such board file" in str(e.value)
     assert "esp32" in str(e.value)
 
 
 def test_load_board_rejects_path_in_name(tmp_path):
     with pytest.raises(ValueError, match="board name"):
-        boards.load_board("../config", str(tmp_path))
+        boardfile.load_board("../config", str(tmp_path))
 
 
 def test_load_board_invalid_json_names_file(tmp_path):
     d = write_board(tmp_path, "esp32", "{not json")
     with pytest.raises(ValueError, match=r"esp32\.json: not valid JSON"):
-        boards.load_board("esp32", d)
+        boardfile.load_board("esp32", d)
 
 
 def test_load_board_name_must_match_file(tmp_path):
     d = write_board(tmp_path, "other", good())
     with pytest.raises(ValueError, match=r"other\.json: name: must be the file's name"):
-        boards.load_board("other", d)
+        boardfile.load_board("other", d)
 
 
 @pytest.mark.parametrize("field, value, message", [
@@ -121,7 +121,7 @@ def test_check_board_names_file_and_field(field, value, message):
     board = good()
     board[field] = value
     with pytest.raises(ValueError) as e:
-        boards.check_board(board, "boards/esp32.json")
+        boardfile.check_board(board, "boards/esp32.json")
     assert str(e.value).startswith("boards/esp32.json: ")
     assert message in str(e.value)
 
@@ -130,19 +130,19 @@ def test_check_board_missing_field():
     board = good()
     del board["queue_size"]
     with pytest.raises(ValueError, match="queue_size: required"):
-        boards.check_board(board, "b.json")
+        boardfile.check_board(board, "b.json")
 
 
 def test_check_board_unknown_field():
     board = good()
     board["max_client"] = 3
     with pytest.raises(ValueError, match="max_client: unknown field"):
-        boards.check_board(board, "b.json")
+        boardfile.check_board(board, "b.json")
 
 
 def test_check_board_not_an_object():
     with pytest.raises(ValueError, match="b.json: must be a JSON object"):
-        boards.check_board([], "b.json")
+        boardfile.check_board([], "b.json")
 
 
 @pytest.mark.parametrize("spec, message", [
@@ -165,7 +165,7 @@ def test_check_board_names_bad_sensor_spec(spec, message):
     board = good()
     board["sensors"] = [spec]
     with pytest.raises(ValueError) as e:
-        boards.check_board(board, "b.json")
+        boardfile.check_board(board, "b.json")
     assert message in str(e.value)
 
 
@@ -173,24 +173,24 @@ def test_check_board_rejects_duplicate_sensor_names():
     board = good()
     board["sensors"] = [{"type": "bme280"}, {"type": "dht22", "pin": 4}]
     with pytest.raises(ValueError, match=r"sensors\[1\]: sensor name temperature is used twice"):
-        boards.check_board(board, "b.json")
+        boardfile.check_board(board, "b.json")
 
 
 def test_check_board_accepts_renamed_duplicate_sensors():
     board = good()
     board["sensors"] = [{"type": "bme280"}, {"type": "dht22", "pin": 4, "names": ["t_out", "h_out"]}]
-    boards.check_board(board, "b.json")
+    boardfile.check_board(board, "b.json")
 
 
 def test_check_board_bme280_needs_i2c():
     board = good()
     board["i2c"] = None
     with pytest.raises(ValueError, match="bme280 needs the board's i2c pins"):
-        boards.check_board(board, "b.json")
+        boardfile.check_board(board, "b.json")
 
 
 def test_board_names_lists_json_files(tmp_path):
     (tmp_path / "a.json").write_text("{}")
     (tmp_path / "notes.txt").write_text("")
-    assert boards.board_names(str(tmp_path)) == ["a"]
-    assert boards.board_names(str(tmp_path / "missing")) == []
+    assert boardfile.board_names(str(tmp_path)) == ["a"]
+    assert boardfile.board_names(str(tmp_path / "missing")) == []

@@ -4,12 +4,12 @@ import os
 
 import pytest
 
-import boards
+import boardfile
 from config import ConfigError, load_config, parse_config, redacted
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BOARDS_DIR = os.path.join(ROOT, "boards")
-ESP32 = boards.load_board("esp32", BOARDS_DIR)
+ESP32 = boardfile.load_board("esp32", BOARDS_DIR)
 
 
 def test_config_minimal_gets_defaults():
@@ -93,7 +93,7 @@ def test_config_empty_values_mean_unset():
 
 
 def test_config_rate_limits_come_from_the_board():
-    esp8266 = boards.load_board("esp8266", BOARDS_DIR)
+    esp8266 = boardfile.load_board("esp8266", BOARDS_DIR)
     with pytest.raises(ConfigError, match="between 0.1 and 10"):
         parse_config({"rate": 15}, esp8266)
     assert parse_config({"rate": 15}, ESP32)["rate"] == 15.0

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-import boards
+import boardfile
 import device
 from device import Device
 from fakes import Clock, FakeMachine
@@ -12,7 +12,7 @@ from outputs import PinOutput, SimulatedLed, build_outputs
 from sensors.base import Sensor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BOARD = boards.load_board("esp32", os.path.join(ROOT, "boards"))
+BOARD = boardfile.load_board("esp32", os.path.join(ROOT, "boards"))
 
 
 class Fixed(Sensor):

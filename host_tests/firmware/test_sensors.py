@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-import boards
+import boardfile
 from fakes import Clock, FakeDhtModule, FakeMachine, FakeNetwork
 from sensors import build_sensors, describe
 from sensors.base import Sensor, Shared, SharedValue, quantize
@@ -16,7 +16,7 @@ BOARDS_DIR = os.path.join(ROOT, "boards")
 
 
 def board(name):
-    return boards.load_board(name, BOARDS_DIR)
+    return boardfile.load_board(name, BOARDS_DIR)
 
 
 # ------------------------------------------------------------------- base

@@ -15,7 +15,7 @@ for _path in (ROOT + "/lib", ROOT + "/firmware"):
         sys.path.append(_path)
 
 from access import CommandLimiter, token_matches  # noqa: E402
-from boards import board_names, load_board, memory_budget  # noqa: E402
+from boardfile import board_names, load_board, memory_budget  # noqa: E402
 from config import ConfigError, parse_config, redacted  # noqa: E402
 from device import Device, sample_binary, sample_text  # noqa: E402
 from outputs import build_outputs  # noqa: E402
