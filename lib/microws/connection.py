@@ -38,6 +38,15 @@ from .frames import (
 )
 from .utf8 import Utf8Validator, is_valid
 
+try:
+    from typing import TYPE_CHECKING
+except ImportError:  # MicroPython: annotations are strings, never evaluated
+    TYPE_CHECKING = False  # type: ignore[misc]
+if TYPE_CHECKING:
+    from typing import Any, List, Optional, Tuple, Union
+
+    from circuitpython_typing import ReadableBuffer
+
 # What received() reports. Message and control events reuse their opcodes.
 EV_NONE = const(0)  # nothing yet: give it the next read_size bytes
 EV_TEXT = const(1)  # a whole text message at event_start/event_size
@@ -71,7 +80,7 @@ class ConnectionClosed(Exception):
 class Connection:
     """The state machine of one server-side connection."""
 
-    def __init__(self, max_message_size=DEFAULT_MAX_MESSAGE, max_frame_size=None):
+    def __init__(self, max_message_size: int = DEFAULT_MAX_MESSAGE, max_frame_size: "Optional[int]" = None) -> None:
         self.max_message_size = max_message_size
         self.max_frame_size = max_frame_size or max_message_size
         self.buffer = bytearray(max_message_size + CONTROL_ROOM)
@@ -91,9 +100,9 @@ class Connection:
 
         self.state = OPEN
         self.failed = False  # a protocol violation: input is discarded
-        self.close_code = None  # the peer's close code, once received
-        self.fail_code = None  # the code we failed the connection with
-        self.close_sent_code = None
+        self.close_code = None  # type: Optional[int]  # the peer's close code, once received
+        self.fail_code = None  # type: Optional[int]  # the code we failed the connection with
+        self.close_sent_code = None  # type: Optional[int]
         self.event_start = 0
         self.event_size = 0
 
@@ -109,11 +118,11 @@ class Connection:
         self._message_opcode = 0  # 0: no fragmented message in progress
         self._discarding = False  # reading a frame only to skip it
         self._sending_fragments = False
-        self._pending = None  # for the allocating conveniences
+        self._pending = None  # type: Optional[List[bytes]]  # for the allocating conveniences
 
     # ------------------------------------------------------------------ input
 
-    def received(self, n):
+    def received(self, n: int) -> int:
         """n bytes were written at read_pos; parse them, return an event."""
         if n <= 0 or self._step == _DONE:
             return EV_NONE
@@ -129,7 +138,7 @@ class Connection:
             return self._header_complete()
         return self._extended_complete()
 
-    def receive_eof(self):
+    def receive_eof(self) -> int:
         """The peer's TCP stream ended."""
         if self.state != CLOSED:
             self.state = CLOSED
@@ -150,13 +159,19 @@ class Connection:
         length = b1 & 0x7F
         event = EV_NONE
         if not self.failed:
-            reason = self._header_violation(b0, masked, length)
+            kind = b0 & 0x7F  # RSV bits and opcode
+            if masked and (kind == OP_BINARY or kind == OP_TEXT) and not self._message_opcode:
+                reason = None  # the usual frame: a whole message, or its first fragment
+            else:
+                reason = self._header_violation(b0, masked, length)
             if reason is not None:
                 event = self._fail(CLOSE_PROTOCOL_ERROR, reason)
             elif self._opcode == OP_TEXT:
                 self._utf8.reset()  # a new text message starts
         # Even a bad frame is read to its end: the peer's close may follow it.
-        extra = extended_length_size(length) + (4 if masked else 0)
+        extra = 4 if masked else 0
+        if length > 125:
+            extra += extended_length_size(length)
         self._payload_left = length  # final unless an extended length follows
         self._step = _EXTENDED
         self.read_size = extra
@@ -241,7 +256,9 @@ class Connection:
         event = EV_NONE
         if not self._discarding:
             unmask(self.buffer, start, start + n, self._mask, self._payload_done)
-            if not self.failed and self._is_text_frame():
+            opcode = self._opcode
+            if not self.failed and (opcode == OP_TEXT or (
+                    opcode == OP_CONTINUATION and self._message_opcode == OP_TEXT)):
                 # Fail fast: invalid UTF-8 is refused in the read it arrives in.
                 utf8 = self._utf8
                 if not (utf8.complete() and utf8_chunk_is_valid(self.buffer, start, start + n)):
@@ -251,11 +268,6 @@ class Connection:
         self._payload_done += n
         following = self._want_payload()
         return event or following
-
-    def _is_text_frame(self):
-        return self._opcode == OP_TEXT or (
-            self._opcode == OP_CONTINUATION and self._message_opcode == OP_TEXT
-        )
 
     def _frame_complete(self):
         opcode = self._opcode
@@ -383,13 +395,13 @@ class Connection:
         self.close_sent_code = CLOSE_NO_STATUS if code is None else code
         self.state = CLOSING
 
-    def control_view(self):
+    def control_view(self) -> memoryview:
         """The control frame waiting to be sent (allocates a view on MicroPython)."""
         return memoryview(self.control_out)[: self.control_size]
 
     # ------------------------------------------------------------ outgoing data
 
-    def frame_header(self, opcode, length, fin=True):
+    def frame_header(self, opcode: int, length: int, fin: bool = True) -> int:
         """Write the header of an outgoing data frame into header_out.
 
         Returns the header size; send header_view(size) then the payload.
@@ -407,11 +419,11 @@ class Connection:
             self._sending_fragments = not fin
         return write_header(self.header_out, 0, wire_opcode, length, fin)
 
-    def header_view(self, size):
+    def header_view(self, size: int) -> memoryview:
         """A preallocated view of the first `size` bytes of header_out."""
         return self._header_views[0 if size == 2 else (1 if size == 4 else 2)]
 
-    def check_can_send_message(self):
+    def check_can_send_message(self) -> None:
         """For a frame built elsewhere (a broadcast encoded once for all)."""
         if self.state != OPEN:
             raise ConnectionClosed("the close handshake has started")
@@ -420,18 +432,18 @@ class Connection:
 
     # ------------------------------------------------- allocating conveniences
 
-    def receive_view(self):
+    def receive_view(self) -> memoryview:
         """Where the next bytes go, as a view (allocates on MicroPython)."""
         return self.view[self.read_pos : self.read_pos + self.read_size]
 
-    def event_payload(self):
+    def event_payload(self) -> bytes:
         """The current event's payload as new bytes."""
         return bytes(self.view[self.event_start : self.event_start + self.event_size])
 
-    def event_text(self):
+    def event_text(self) -> str:
         return self.event_payload().decode("utf-8")
 
-    def receive_data(self, data):
+    def receive_data(self, data: "ReadableBuffer") -> "List[Tuple[int, Any]]":
         """Feed bytes from the network; return a list of (event, value).
 
         value: str for EV_TEXT, bytes for EV_BINARY/EV_PING/EV_PONG,
@@ -470,7 +482,7 @@ class Connection:
             self._pending = []
         self._pending.append(data)
 
-    def data_to_send(self):
+    def data_to_send(self) -> bytes:
         """Bytes queued by receive_data() and the send_*() conveniences."""
         if not self._pending:
             return b""
@@ -478,7 +490,7 @@ class Connection:
         self._pending = None
         return data
 
-    def send_message(self, data, fin=True, opcode=None):
+    def send_message(self, data: "Union[str, ReadableBuffer]", fin: bool = True, opcode: "Optional[int]" = None) -> None:
         """Queue a text (str) or binary message, or one fragment of it."""
         if opcode is None:
             opcode = OP_TEXT if isinstance(data, str) else OP_BINARY
@@ -487,15 +499,15 @@ class Connection:
         size = self.frame_header(opcode, len(data), fin)
         self._queue(bytes(self.header_out[:size]) + bytes(data))
 
-    def send_ping(self, payload=b""):
+    def send_ping(self, payload: "ReadableBuffer" = b"") -> None:
         size = self.frame_header(OP_PING, len(payload))
         self._queue(bytes(self.header_out[:size]) + bytes(payload))
 
-    def send_pong(self, payload=b""):
+    def send_pong(self, payload: "ReadableBuffer" = b"") -> None:
         size = self.frame_header(OP_PONG, len(payload))
         self._queue(bytes(self.header_out[:size]) + bytes(payload))
 
-    def start_close(self, code=CLOSE_NORMAL, reason=""):
+    def start_close(self, code: int = CLOSE_NORMAL, reason: str = "") -> bool:
         """Begin the closing handshake (7.1.2): the close goes into control_out.
 
         Returns False when a close was already sent (nothing to send again).
@@ -506,7 +518,7 @@ class Connection:
         self._build_close(code, body[2:])
         return True
 
-    def close(self, code=CLOSE_NORMAL, reason=""):
+    def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
         """start_close(), queued for data_to_send()."""
         if self.start_close(code, reason):
             self._queue_control()

@@ -21,6 +21,15 @@ import struct
 
 from .compat import const, unmask
 
+try:
+    from typing import TYPE_CHECKING
+except ImportError:  # MicroPython: annotations are strings, never evaluated
+    TYPE_CHECKING = False  # type: ignore[misc]
+if TYPE_CHECKING:
+    from typing import Optional, Union
+
+    from circuitpython_typing import ReadableBuffer, WriteableBuffer
+
 # Opcodes (5.2)
 OP_CONTINUATION = const(0x0)
 OP_TEXT = const(0x1)
@@ -53,15 +62,15 @@ CLOSE_MANDATORY_EXTENSION = const(1010)
 CLOSE_INTERNAL_ERROR = const(1011)
 
 
-def is_control(opcode):
+def is_control(opcode: int) -> bool:
     return opcode >= OP_CLOSE
 
 
-def is_known_opcode(opcode):
+def is_known_opcode(opcode: int) -> bool:
     return opcode <= OP_BINARY or OP_CLOSE <= opcode <= OP_PONG
 
 
-def is_valid_close_code(code):
+def is_valid_close_code(code: int) -> bool:
     """May this code appear in a close frame on the wire? (7.4.1, 7.4.2)
 
     1000-1003 and 1007-1011 are the RFC's own; 3000-4999 belong to libraries
@@ -73,7 +82,7 @@ def is_valid_close_code(code):
     return 3000 <= code <= 4999
 
 
-def header_size(payload_length, masked=False):
+def header_size(payload_length: int, masked: bool = False) -> int:
     """Bytes the header of a frame with this payload needs."""
     if payload_length < 126:
         size = 2
@@ -84,7 +93,7 @@ def header_size(payload_length, masked=False):
     return size + 4 if masked else size
 
 
-def extended_length_size(length_field):
+def extended_length_size(length_field: int) -> int:
     """Bytes of extended payload length that follow the 7-bit field."""
     if length_field == 126:
         return 2
@@ -93,7 +102,8 @@ def extended_length_size(length_field):
     return 0
 
 
-def write_header(buf, offset, opcode, payload_length, fin=True, mask=None):
+def write_header(buf: "WriteableBuffer", offset: int, opcode: int, payload_length: int, fin: bool = True,
+                 mask: "Optional[ReadableBuffer]" = None) -> int:
     """Write a frame header into buf at offset; return its size.
 
     Allocates nothing, so a connection can build frames into buffers it
@@ -121,7 +131,8 @@ def write_header(buf, offset, opcode, payload_length, fin=True, mask=None):
     return size
 
 
-def write_header_before(buf, payload_start, opcode, payload_length, fin=True):
+def write_header_before(buf: "WriteableBuffer", payload_start: int, opcode: int, payload_length: int,
+                        fin: bool = True) -> int:
     """Write an unmasked header so that it ends exactly at payload_start.
 
     With room reserved in front of the payload (MAX_SERVER_HEADER bytes), a
@@ -135,7 +146,8 @@ def write_header_before(buf, payload_start, opcode, payload_length, fin=True):
     return start
 
 
-def encode_frame(opcode, payload=b"", fin=True, mask=None, rsv=0):
+def encode_frame(opcode: int, payload: "ReadableBuffer" = b"", fin: bool = True,
+                 mask: "Optional[ReadableBuffer]" = None, rsv: int = 0) -> bytes:
     """A whole frame as new bytes: convenient for tests, tools and clients.
 
     Not for the per-frame path of a connection (it allocates).
@@ -150,7 +162,7 @@ def encode_frame(opcode, payload=b"", fin=True, mask=None, rsv=0):
     return bytes(frame)
 
 
-def close_payload(code=None, reason=b""):
+def close_payload(code: "Optional[int]" = None, reason: "Union[str, bytes]" = b"") -> bytes:
     """The body of a close frame (5.5.1): a 2-byte code, then UTF-8 reason."""
     if code is None:
         if reason:

@@ -9,6 +9,15 @@ import binascii
 
 from .compat import sha1
 
+try:
+    from typing import TYPE_CHECKING
+except ImportError:  # MicroPython: annotations are strings, never evaluated
+    TYPE_CHECKING = False  # type: ignore[misc]
+if TYPE_CHECKING:
+    from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple, Union
+
+    Headers = Iterable[Tuple[str, str]]
+
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 DEFAULT_MAX_HEAD = 4096
 
@@ -36,20 +45,20 @@ _TOKEN_SEPARATORS = '()<>@,;:\\"/[]?={} \t'
 class HandshakeError(Exception):
     """A request that gets an HTTP error answer instead of an upgrade."""
 
-    def __init__(self, status, message, headers=None):
+    def __init__(self, status: int, message: str, headers: "Optional[Headers]" = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.headers = headers or ()
 
-    def response(self):
+    def response(self) -> bytes:
         return error_response(self.status, self.message, self.headers)
 
 
 class Request:
     """A parsed HTTP/1.1 request head."""
 
-    def __init__(self, method, target, version, headers):
+    def __init__(self, method: str, target: str, version: str, headers: "dict[str, str]") -> None:
         self.method = method
         self.target = target
         self.version = version
@@ -58,19 +67,19 @@ class Request:
         self.path = path
         self.query = query
 
-    def header(self, name, default=None):
+    def header(self, name: str, default: "Optional[str]" = None) -> "Optional[str]":
         return self.headers.get(name, default)
 
-    def has_token(self, name, token):
+    def has_token(self, name: str, token: str) -> bool:
         """Does a comma-list header contain this token (case-insensitive)?"""
         return token in header_tokens(self.headers.get(name, ""))
 
-    def wants_websocket(self):
+    def wants_websocket(self) -> bool:
         """Is this an attempt to upgrade, rather than a plain HTTP request?"""
         return self.has_token("upgrade", "websocket")
 
 
-def header_tokens(value):
+def header_tokens(value: str) -> "List[str]":
     """Lower-cased, stripped items of a comma-separated header value."""
     tokens = []
     for item in value.split(","):
@@ -96,12 +105,12 @@ class HeadReader:
     WebSocket frame sent right behind the request stays in the stream.
     """
 
-    def __init__(self, max_size=DEFAULT_MAX_HEAD):
+    def __init__(self, max_size: int = DEFAULT_MAX_HEAD) -> None:
         self.max_size = max_size
         self.size = 0
-        self._lines = []
+        self._lines = []  # type: List[bytes]
 
-    def feed_line(self, line):
+    def feed_line(self, line: bytes) -> bool:
         """Add one line (with its line ending); True once the head is complete."""
         self.size += len(line)
         if self.size > self.max_size:
@@ -115,11 +124,11 @@ class HeadReader:
         self._lines.append(line)
         return False
 
-    def request(self):
+    def request(self) -> Request:
         return parse_lines(self._lines)
 
 
-def parse_request(head, max_size=DEFAULT_MAX_HEAD):
+def parse_request(head: bytes, max_size: int = DEFAULT_MAX_HEAD) -> Request:
     """Parse a whole request head (everything up to and including CRLF CRLF)."""
     if len(head) > max_size:
         raise HandshakeError(431, "request head larger than %d bytes" % max_size)
@@ -143,7 +152,7 @@ def _decode_line(line):
     return line.decode()
 
 
-def parse_lines(lines):
+def parse_lines(lines: "Sequence[bytes]") -> Request:
     """Request line and header fields (RFC 9112 sections 3 and 5)."""
     if not lines:
         raise HandshakeError(400, "empty request")
@@ -155,7 +164,7 @@ def parse_lines(lines):
         raise HandshakeError(400, "malformed method")
     if not version.startswith("HTTP/1."):
         raise HandshakeError(400, "unsupported HTTP version %s" % version)
-    headers = {}
+    headers = {}  # type: dict[str, str]
     for raw in lines[1:]:
         line = _decode_line(raw)
         if line[:1] in (" ", "\t"):
@@ -188,7 +197,7 @@ def _key_is_well_formed(key):
         return False
 
 
-def check_request(request, origins=None):
+def check_request(request: Request, origins: "Optional[Sequence[Optional[str]]]" = None) -> str:
     """Validate an upgrade request (4.2.1); return its Sec-WebSocket-Key.
 
     `origins`, when given, is an allow-list of Origin values; put None in it
@@ -212,7 +221,7 @@ def check_request(request, origins=None):
         raise HandshakeError(
             426, "unsupported WebSocket version", (("Sec-WebSocket-Version", "13"),)
         )
-    key = request.header("sec-websocket-key", "")
+    key = request.header("sec-websocket-key") or ""
     if not _key_is_well_formed(key):
         raise HandshakeError(400, "Sec-WebSocket-Key must be 16 bytes in base64")
     if origins is not None and request.header("origin") not in origins:
@@ -220,7 +229,7 @@ def check_request(request, origins=None):
     return key
 
 
-def accept_key(key, hash_function=sha1):
+def accept_key(key: "Union[str, bytes]", hash_function: "Callable[[bytes], Any]" = sha1) -> str:
     """Sec-WebSocket-Accept: base64(SHA-1(key + GUID)) (4.2.2, item 5.4)."""
     if isinstance(key, str):
         key = key.encode()
@@ -228,17 +237,18 @@ def accept_key(key, hash_function=sha1):
     return binascii.b2a_base64(digest)[:-1].decode()
 
 
-def offered_subprotocols(request):
+def offered_subprotocols(request: Request) -> "List[str]":
     """The client's Sec-WebSocket-Protocol list, in its order of preference."""
     offered = []
-    for item in request.header("sec-websocket-protocol", "").split(","):
+    for item in (request.header("sec-websocket-protocol") or "").split(","):
         item = item.strip()
         if item:
             offered.append(item)
     return offered
 
 
-def accept(request, subprotocol=None, origins=None, extra_headers=()):
+def accept(request: Request, subprotocol: "Optional[str]" = None,
+           origins: "Optional[Sequence[Optional[str]]]" = None, extra_headers: "Headers" = ()) -> bytes:
     """Validate the request and return the 101 response that accepts it."""
     key = check_request(request, origins)
     headers = [
@@ -255,7 +265,7 @@ def accept(request, subprotocol=None, origins=None, extra_headers=()):
     return response_head(101, headers)
 
 
-def response_head(status, headers=()):
+def response_head(status: int, headers: "Headers" = ()) -> bytes:
     """An HTTP/1.1 response head as bytes."""
     parts = ["HTTP/1.1 %d %s\r\n" % (status, REASONS.get(status, "Unknown"))]
     for name, value in headers:
@@ -264,7 +274,7 @@ def response_head(status, headers=()):
     return "".join(parts).encode()
 
 
-def error_response(status, message="", headers=()):
+def error_response(status: int, message: str = "", headers: "Headers" = ()) -> bytes:
     """A complete plain-text error response; the connection closes after it."""
     body = (message or REASONS.get(status, "")).encode() + b"\n"
     all_headers = [

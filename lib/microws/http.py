@@ -7,6 +7,13 @@ import os
 
 from .handshake import HandshakeError, header_tokens, response_head
 
+try:
+    from typing import TYPE_CHECKING
+except ImportError:  # MicroPython: annotations are strings, never evaluated
+    TYPE_CHECKING = False  # type: ignore[misc]
+if TYPE_CHECKING:
+    from typing import Any, Iterable, Tuple, Union
+
 CONTENT_TYPES = {
     "html": "text/html; charset=utf-8",
     "htm": "text/html; charset=utf-8",
@@ -31,7 +38,8 @@ CHUNK_SIZE = 1024
 class Response:
     """What a plain HTTP route returns when a str, bytes or dict won't do."""
 
-    def __init__(self, body=b"", status=200, content_type="text/plain; charset=utf-8", headers=()):
+    def __init__(self, body: "Union[str, bytes]" = b"", status: int = 200,
+                 content_type: str = "text/plain; charset=utf-8", headers: "Iterable[Tuple[str, str]]" = ()) -> None:
         if isinstance(body, str):
             body = body.encode("utf-8")
         self.body = body
@@ -40,7 +48,7 @@ class Response:
         self.headers = headers
 
     @classmethod
-    def from_result(cls, result):
+    def from_result(cls, result: "Any") -> "Response":
         """Turn a route's return value into a Response."""
         if isinstance(result, Response):
             return result
@@ -52,7 +60,7 @@ class Response:
             return cls(b"", status=204)
         return cls(bytes(result), content_type="application/octet-stream")
 
-    def head(self):
+    def head(self) -> bytes:
         headers = [
             ("Content-Type", self.content_type),
             ("Content-Length", str(len(self.body))),

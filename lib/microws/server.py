@@ -52,6 +52,18 @@ from .http import Response, find_static, send_file
 
 __all__ = ("Server", "WebSocket", "Group", "Response", "ConnectionClosed")
 
+try:
+    from typing import TYPE_CHECKING
+except ImportError:  # MicroPython: annotations are strings, never evaluated
+    TYPE_CHECKING = False  # type: ignore[misc]
+if TYPE_CHECKING:
+    from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, TypeVar, Union
+
+    from circuitpython_typing import ReadableBuffer
+
+    Message = Union[str, ReadableBuffer]  # str goes as text, a buffer as binary
+    Handler = TypeVar("Handler", bound=Callable[..., Any])
+
 
 def _log(*args):
     print("microws:", *args)
@@ -64,7 +76,7 @@ def _encode(message):
     return OP_BINARY, message
 
 
-def encode_message(message):
+def encode_message(message: "Message") -> memoryview:
     """A whole unmasked frame, to send the same bytes to many clients."""
     opcode, payload = _encode(message)
     size = len(payload)
@@ -77,16 +89,16 @@ def encode_message(message):
 class Group:
     """The clients of one WebSocket route, for broadcasting."""
 
-    def __init__(self):
-        self.clients = []
+    def __init__(self) -> None:
+        self.clients = []  # type: list[WebSocket]
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.clients)
 
-    def __iter__(self):
+    def __iter__(self) -> "Iterator[WebSocket]":
         return iter(self.clients)
 
-    def broadcast(self, message):
+    def broadcast(self, message: "Message") -> int:
         """Queue a message for every client; never waits.
 
         The frame is encoded once. A client whose queue is full loses its
@@ -122,8 +134,12 @@ class WebSocket:
         self.close_code = None
         self._reader = reader
         self._writer = writer
+        self._out = compat.Output(writer)  # every write of this connection goes through it
         self._lock = asyncio.Lock()
-        self._inbox = None  # one received message waiting for receive()
+        self._inbox = []  # received messages waiting for receive(), oldest first
+        self._inbox_bytes = 0
+        self._inbox_size = server.receive_queue
+        self._inbox_max_bytes = server.receive_queue_bytes
         self._inbox_ready = asyncio.Event()
         self._inbox_free = asyncio.Event()
         self._done = asyncio.Event()  # the reading loop has ended
@@ -139,11 +155,11 @@ class WebSocket:
         self._ping_sent = None
 
     @property
-    def closed(self):
+    def closed(self) -> bool:
         return self._closed
 
     @property
-    def remote_address(self):
+    def remote_address(self) -> "Any":
         try:
             return self._writer.get_extra_info("peername")
         except (KeyError, AttributeError):
@@ -151,57 +167,90 @@ class WebSocket:
 
     # ----------------------------------------------------------- receiving
 
-    async def receive(self):
+    async def receive(self) -> "Union[str, bytes]":
         """The next message: str for text, bytes for binary.
 
         Raises ConnectionClosed once the connection is closed.
         """
-        while self._inbox is None:
+        inbox = self._inbox
+        while not inbox:
             if self._closed:
                 raise ConnectionClosed("connection closed (%s)" % self.close_code)
-            await self._inbox_ready.wait()
             self._inbox_ready.clear()
-        message = self._inbox
-        self._inbox = None
-        self._inbox_free.set()
-        return message
+            await self._inbox_ready.wait()
+        return self._take()
 
-    def __aiter__(self):
+    def __aiter__(self) -> "WebSocket":
         return self
 
-    async def __anext__(self):
+    async def __anext__(self) -> "Union[str, bytes]":
+        if self._inbox:  # a message is waiting: no second coroutine
+            return self._take()
         try:
             return await self.receive()
         except ConnectionClosed:
             raise StopAsyncIteration
 
+    def _take(self):
+        message = self._inbox.pop(0)
+        self._inbox_bytes -= len(message)
+        self._inbox_free.set()
+        return message
+
     async def _deliver(self, message):
-        # Hand the message over and wait until the handler has taken it:
-        # nothing more is read meanwhile (TCP pushes back on the client),
-        # and the handler answers a message before a later protocol error
-        # closes the connection.
-        self._inbox = message
+        # Queue the message; with the queue full (receive_queue messages or
+        # receive_queue_bytes; one message on MicroPython), wait until the
+        # handler takes one. Nothing more is read meanwhile: TCP pushes back.
+        self._inbox.append(message)
+        self._inbox_bytes += len(message)
         self._inbox_ready.set()
-        while self._inbox is not None and not self._closed:
-            await self._inbox_free.wait()
+        if len(self._inbox) >= self._inbox_size or self._inbox_bytes >= self._inbox_max_bytes:
+            await self._wait_for_room()
+
+    async def _wait_for_room(self):
+        inbox = self._inbox
+        while ((len(inbox) >= self._inbox_size or self._inbox_bytes >= self._inbox_max_bytes)
+               and not self._closed):
             self._inbox_free.clear()
+            await self._inbox_free.wait()
+
+    async def _caught_up(self):
+        # Before the protocol's own reply (a pong, a close): the handler
+        # takes, and so answers, every message that came before it.
+        while self._inbox and not self._closed:
+            self._inbox_free.clear()
+            await self._inbox_free.wait()
 
     # -------------------------------------------------------------- sending
 
-    async def send(self, message):
+    async def send(self, message: "Message") -> None:
         """Send a whole message: str as text, bytes-like as binary."""
-        opcode, payload = _encode(message)
-        async with self._lock:
-            size = self._header(opcode, len(payload), True)
-            writer = self._writer
-            if len(payload) <= 256:
-                writer.write(bytes(self.conn.header_view(size)) + payload)
-            else:
-                writer.write(self.conn.header_view(size))
-                writer.write(payload)
+        if isinstance(message, str):
+            opcode = OP_TEXT
+            payload = message.encode("utf-8")  # type: ReadableBuffer
+        else:
+            opcode = OP_BINARY
+            payload = message
+        if self._lock.locked():  # fragments or a broadcast frame are going out
+            async with self._lock:
+                self._write_message(opcode, payload)
+                await self._drain()
+            return
+        # One frame written with no await in between needs no lock.
+        self._write_message(opcode, payload)
+        if self._out.must_drain():
             await self._drain()
 
-    async def send_fragments(self, fragments):
+    def _write_message(self, opcode, payload):
+        size = self._header(opcode, len(payload), True)
+        out = self._out
+        if len(payload) <= 256:
+            out.write(bytes(self.conn.header_view(size)) + payload)
+        else:
+            out.write(self.conn.header_view(size))
+            out.write(payload)
+
+    async def send_fragments(self, fragments: "Iterable[Message]") -> None:
         """Send one message in fragments (a list or other iterable of str or
         bytes, all of one kind); nothing else is sent in between."""
         async with self._lock:
@@ -214,14 +263,14 @@ class WebSocket:
                 raise ValueError("no fragments")
             await self._write_frame(previous[0], previous[1], True)
 
-    async def ping(self, payload=b""):
+    async def ping(self, payload: "ReadableBuffer" = b"") -> None:
         async with self._lock:
             await self._write_frame(OP_PING, payload, True)
 
     async def _write_frame(self, opcode, payload, fin):
         size = self._header(opcode, len(payload), fin)
-        self._writer.write(self.conn.header_view(size))
-        self._writer.write(payload)
+        self._out.write(self.conn.header_view(size))
+        self._out.write(payload)
         await self._drain()
 
     def _header(self, opcode, length, fin):
@@ -231,7 +280,7 @@ class WebSocket:
 
     async def _drain(self):
         try:
-            await self._writer.drain()
+            await self._out.drain()
         except (OSError, ConnectionError) as error:
             self._lost()
             raise ConnectionClosed("connection lost: %s" % error)
@@ -244,10 +293,12 @@ class WebSocket:
         async with self._lock:
             if not conn.control_size:  # sent by someone else meanwhile
                 return
-            self._writer.write(conn.control_view())
+            self._out.write(conn.control_view())
             conn.control_size = 0
+            if not self._out.must_drain():
+                return
             try:
-                await compat.wait_for_ms(self._writer.drain(), self.server.close_timeout_ms)
+                await compat.wait_for_ms(self._out.drain(), self.server.close_timeout_ms)
             except Exception:
                 self._lost()
 
@@ -256,6 +307,12 @@ class WebSocket:
     def _enqueue(self, frame):
         """Add a frame to this client's bounded queue, dropping the oldest."""
         if self._closed:
+            return
+        if (not self._queue_count and not self._lock.locked() and self.conn.state == OPEN
+                and self._out.has_room(len(frame))):
+            # Nothing waits ahead of it and the client keeps up: straight out
+            # (CPython only: MicroPython's output never has room).
+            self._out.write(frame)
             return
         size = self.server.queue_size
         if self._queue is None:
@@ -288,9 +345,12 @@ class WebSocket:
                 async with self._lock:
                     if self._closed or self.conn.state != OPEN:
                         break
-                    self._writer.write(frame)
+                    out = self._out
+                    out.write(frame)
+                    if not out.must_drain():
+                        continue
                     try:
-                        await compat.wait_for_ms(self._writer.drain(), self.server.send_timeout_ms)
+                        await compat.wait_for_ms(out.drain(), self.server.send_timeout_ms)
                     except asyncio.TimeoutError:
                         self._too_slow()
                         break
@@ -303,7 +363,8 @@ class WebSocket:
         self.server.log("closing a client that stopped reading", self.remote_address)
         if self.conn.state == OPEN and self.conn.start_close(CLOSE_POLICY_VIOLATION, "too slow"):
             try:
-                self._writer.write(self.conn.control_view())  # best effort
+                self._out.write(self.conn.control_view())  # best effort
+                self._out.flush()
             except OSError:
                 pass
         self.close_code = CLOSE_POLICY_VIOLATION
@@ -311,7 +372,7 @@ class WebSocket:
 
     # -------------------------------------------------------------- closing
 
-    async def close(self, code=CLOSE_NORMAL, reason=""):
+    async def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
         """The closing handshake (7.1.2): send a close, wait for the peer's
         reply up to close_timeout, then drop the connection."""
         conn = self.conn
@@ -346,30 +407,33 @@ class WebSocket:
         conn = self.conn
         reader = self._reader
         close_timeout = self.server.close_timeout_ms
+        chunk = compat.READ_CHUNK
         try:
             while conn.read_size and not self._closed:
+                if chunk:  # CPython: what has arrived, often many frames
+                    if conn.state == OPEN:
+                        data = await reader.read(chunk)
+                    else:  # closing: the peer has close_timeout to answer
+                        data = await compat.wait_for_ms(reader.read(chunk), close_timeout)
+                    if not data:
+                        conn.receive_eof()
+                        break
+                    self._last_seen = ticks_ms()
+                    await self._feed(data)
+                    continue
+                # MicroPython: exactly what the parser asks for, into its buffer
                 view = conn.receive_view()
                 if conn.state == OPEN:
                     n = await compat.read_into(reader, view)
-                else:  # closing: the peer has close_timeout to answer
+                else:
                     n = await compat.wait_for_ms(compat.read_into(reader, view), close_timeout)
                 if not n:
                     conn.receive_eof()
                     break
                 self._last_seen = ticks_ms()
                 event = conn.received(n)
-                if event == EV_NONE:
-                    continue
-                if conn.control_size:
-                    await self._send_control()
-                if event == EV_TEXT:
-                    await self._deliver(conn.event_text())
-                elif event == EV_BINARY:
-                    await self._deliver(conn.event_payload())
-                elif event == EV_PONG:
-                    self._ping_sent = None
-                elif event == EV_FAILED:
-                    self.server.log("protocol error, closing with", conn.fail_code, self.remote_address)
+                if event != EV_NONE:
+                    await self._event(event)
         except asyncio.TimeoutError:
             pass  # no close reply in time
         except (OSError, ConnectionError, EOFError):
@@ -381,7 +445,50 @@ class WebSocket:
                 self.close_code = conn.fail_code or 1006
             self._mark_closed()
             self._done.set()
+            self._out.flush()
             await compat.close_stream(self._writer)
+
+    async def _feed(self, data):
+        """Give the parser bytes already read, as many at a time as it asks for."""
+        conn = self.conn
+        buf = conn.buffer
+        data = memoryview(data)
+        i = 0
+        end = len(data)
+        while i < end and conn.read_size and not self._closed:
+            n = conn.read_size
+            if n > end - i:
+                n = end - i
+            pos = conn.read_pos
+            buf[pos : pos + n] = data[i : i + n]
+            i += n
+            event = conn.received(n)
+            if event == EV_NONE:
+                continue
+            if event == EV_BINARY and not conn.control_size:  # _deliver(), inlined
+                inbox = self._inbox
+                inbox.append(conn.event_payload())
+                self._inbox_bytes += conn.event_size
+                self._inbox_ready.set()
+                if len(inbox) >= self._inbox_size or self._inbox_bytes >= self._inbox_max_bytes:
+                    await self._wait_for_room()
+            else:
+                await self._event(event)
+
+    async def _event(self, event):
+        """Act on what received() reported."""
+        conn = self.conn
+        if conn.control_size:
+            await self._caught_up()
+            await self._send_control()
+        if event == EV_TEXT:
+            await self._deliver(conn.event_text())
+        elif event == EV_BINARY:
+            await self._deliver(conn.event_payload())
+        elif event == EV_PONG:
+            self._ping_sent = None
+        elif event == EV_FAILED:
+            self.server.log("protocol error, closing with", conn.fail_code, self.remote_address)
 
     # ------------------------------------------------------------- keepalive
 
@@ -404,7 +511,7 @@ class WebSocket:
             self._last_ping = self._ping_sent = now
             size = self.conn.frame_header(OP_PING, 0)
             try:
-                self._writer.write(self.conn.header_view(size))
+                self._out.write(self.conn.header_view(size))
             except OSError:
                 self._lost()
 
@@ -424,11 +531,18 @@ class Server:
       idle_timeout=0         close a client that sends nothing for so long (0: never)
       close_timeout=2        time for the peer's close reply
       origins=None           allow-list of Origin values for every route
+
+    Attributes (set them before start()):
+      receive_queue          received messages that may wait for a client's
+                             handler: 1 on MicroPython (heap), 64 on CPython
+      receive_queue_bytes    ... or this many bytes of them (64 KiB)
     """
 
-    def __init__(self, max_clients=4, max_message_size=1024, max_head_size=4096,
-                 head_timeout=5, queue_size=8, send_timeout=10, ping_interval=20,
-                 ping_timeout=10, idle_timeout=0, close_timeout=2, origins=None, log=_log):
+    def __init__(self, max_clients: int = 4, max_message_size: int = 1024, max_head_size: int = 4096,
+                 head_timeout: float = 5, queue_size: int = 8, send_timeout: float = 10,
+                 ping_interval: float = 20, ping_timeout: float = 10, idle_timeout: float = 0,
+                 close_timeout: float = 2, origins: "Optional[Sequence[Optional[str]]]" = None,
+                 log: "Callable[..., Any]" = _log) -> None:
         self.max_clients = max_clients
         self.max_message_size = max_message_size
         self.max_head_size = max_head_size
@@ -441,18 +555,21 @@ class Server:
         self.close_timeout_ms = int(close_timeout * 1000)
         self.origins = origins
         self.log = log
-        self.clients = []  # every connected WebSocket
-        self._ws_routes = {}
-        self._http_routes = {}
-        self._static = []
-        self._listener = None
-        self._keepalive_task = None
-        self._stopped = None
-        self._connections = []  # writers of every open TCP connection
+        self.receive_queue = compat.RECEIVE_QUEUE
+        self.receive_queue_bytes = compat.RECEIVE_QUEUE_BYTES
+        self.clients = []  # type: list[WebSocket]  # every connected WebSocket
+        self._ws_routes = {}  # type: dict[str, _Route]
+        self._http_routes = {}  # type: dict[str, Any]
+        self._static = []  # type: list[tuple[str, str]]
+        self._listener = None  # type: Any
+        self._keepalive_task = None  # type: Any
+        self._stopped = None  # type: Any
+        self._connections = []  # type: list[Any]  # writers of every open TCP connection
 
     # -------------------------------------------------------------- routing
 
-    def websocket(self, path, subprotocols=None, origins=None):
+    def websocket(self, path: str, subprotocols: "Optional[Sequence[str]]" = None,
+                  origins: "Optional[Sequence[Optional[str]]]" = None) -> "Callable[[Handler], Handler]":
         """Decorator: an async handler(ws) for WebSocket clients of path.
 
         subprotocols: those this route speaks, in order of preference; the
@@ -465,7 +582,7 @@ class Server:
 
         return register
 
-    def route(self, path, methods=("GET",)):
+    def route(self, path: str, methods: "Sequence[str]" = ("GET",)) -> "Callable[[Handler], Handler]":
         """Decorator: a plain HTTP handler(request) for path.
 
         It may be async; it returns a Response, str (HTML), bytes, or a
@@ -478,19 +595,19 @@ class Server:
 
         return register
 
-    def static(self, prefix, folder):
+    def static(self, prefix: str, folder: str) -> None:
         """Serve the files of folder under URL prefix (GET and HEAD)."""
         if not prefix.endswith("/"):
             prefix += "/"
         self._static.append((prefix, folder))
 
-    def group(self, path):
+    def group(self, path: str) -> Group:
         """The clients of a WebSocket route, for broadcast()."""
         return self._ws_routes[path].group
 
     # -------------------------------------------------------------- running
 
-    async def start(self, host="0.0.0.0", port=80, ssl=None):
+    async def start(self, host: str = "0.0.0.0", port: int = 80, ssl: "Any" = None) -> "Server":
         """Start listening; returns at once, the server runs in tasks."""
         self._stopped = asyncio.Event()
         if ssl is None:
@@ -502,28 +619,28 @@ class Server:
         return self
 
     @property
-    def port(self):
+    def port(self) -> "Optional[int]":
         """The port actually listened on (CPython; useful with port 0)."""
         sockets = getattr(self._listener, "sockets", None)
         if sockets:
             return sockets[0].getsockname()[1]
         return None
 
-    async def serve_forever(self, host="0.0.0.0", port=80, ssl=None):
+    async def serve_forever(self, host: str = "0.0.0.0", port: int = 80, ssl: "Any" = None) -> None:
         await self.start(host, port, ssl)
         try:
             await self._stopped.wait()
         finally:
             await self.stop()
 
-    def run(self, host="0.0.0.0", port=80, ssl=None):
+    def run(self, host: str = "0.0.0.0", port: int = 80, ssl: "Any" = None) -> None:
         """Start and serve until stop() or Ctrl-C."""
         try:
             asyncio.run(self.serve_forever(host, port, ssl))
         except KeyboardInterrupt:
             pass
 
-    async def stop(self):
+    async def stop(self) -> None:
         """Stop listening; every client gets a close 1001, then goes."""
         if self._listener is None:
             return

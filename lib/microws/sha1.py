@@ -11,6 +11,13 @@ connection, so speed hardly matters.  The interface follows ``hashlib``:
 
 import struct
 
+try:
+    from typing import TYPE_CHECKING
+except ImportError:  # MicroPython: annotations are strings, never evaluated
+    TYPE_CHECKING = False  # type: ignore[misc]
+if TYPE_CHECKING:
+    from circuitpython_typing import ReadableBuffer
+
 _MASK = 0xFFFFFFFF
 
 
@@ -53,14 +60,14 @@ class sha1:
     block_size = 64
     name = "sha1"
 
-    def __init__(self, data=b""):
+    def __init__(self, data: "ReadableBuffer" = b"") -> None:
         self._h = [0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0]
         self._pending = bytearray()  # fewer than 64 bytes not yet compressed
         self._length = 0  # total message length in bytes
         if data:
             self.update(data)
 
-    def update(self, data):
+    def update(self, data: "ReadableBuffer") -> None:
         n = len(data)
         self._length += n
         pos = 0
@@ -81,7 +88,7 @@ class sha1:
         if pos < n:
             pending.extend(data[pos:])
 
-    def digest(self):
+    def digest(self) -> bytes:
         h = list(self._h)
         bits = self._length * 8
         tail = bytearray(self._pending)
@@ -93,13 +100,13 @@ class sha1:
             _compress(h, tail, off)
         return struct.pack(">5I", h[0], h[1], h[2], h[3], h[4])
 
-    def hexdigest(self):
+    def hexdigest(self) -> str:
         out = []
         for byte in self.digest():
             out.append("%02x" % byte)
         return "".join(out)
 
-    def copy(self):
+    def copy(self) -> "sha1":
         other = sha1()
         other._h = list(self._h)
         other._pending = bytearray(self._pending)

@@ -30,6 +30,14 @@ Only the byte right after the lead byte ever has a range other than 80..BF.
 """
 
 
+try:
+    from typing import TYPE_CHECKING
+except ImportError:  # MicroPython: annotations are strings, never evaluated
+    TYPE_CHECKING = False  # type: ignore[misc]
+if TYPE_CHECKING:
+    from circuitpython_typing import ReadableBuffer
+
+
 class Utf8Validator:
     """Validate UTF-8 incrementally.
 
@@ -39,20 +47,20 @@ class Utf8Validator:
     ``_need`` is 0 the range is 0x80..0xBF.
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         # Create every attribute here so that feed() only ever replaces
         # existing values and never grows the instance dictionary.
         self._need = 0
         self._lo = 0x80
         self._hi = 0xBF
 
-    def reset(self):
+    def reset(self) -> None:
         """Forget everything: start a new message."""
         self._need = 0
         self._lo = 0x80
         self._hi = 0xBF
 
-    def feed(self, buf, start, end):
+    def feed(self, buf: "ReadableBuffer", start: int, end: int) -> bool:
         """Validate ``buf[start:end]`` as the next part of the message.
 
         ``buf`` may be bytes, bytearray or memoryview.  Returns False as soon
@@ -107,17 +115,17 @@ class Utf8Validator:
         self._hi = hi
         return True
 
-    def complete(self):
+    def complete(self) -> bool:
         """True if no error was seen and no multi-byte sequence is open,
         i.e. the message may end here."""
         return self._need == 0
 
-    def failed(self):
+    def failed(self) -> bool:
         """True once invalid input has been seen (until ``reset()``)."""
         return self._need < 0
 
 
-def is_valid(data):
+def is_valid(data: "ReadableBuffer") -> bool:
     """Return True if the whole buffer ``data`` is strict, complete UTF-8."""
     v = Utf8Validator()
     return v.feed(data, 0, len(data)) and v.complete()
