@@ -64,6 +64,17 @@ def test_request_head_over_limit_gets_431():
     run(body())
 
 
+def test_one_endless_line_gets_431_without_being_buffered():
+    async def body():
+        async with running(echo_server(max_head_size=512)) as port:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET /" + b"a" * 200_000)  # no line end, ever
+            answer = await asyncio.wait_for(reader.read(4096), 5)
+            assert answer.startswith(b"HTTP/1.1 431"), answer[:40]
+            writer.close()
+    run(body())
+
+
 def test_slowloris_head_is_dropped_by_timeout():
     async def body():
         async with running(echo_server(head_timeout=1)) as port:
