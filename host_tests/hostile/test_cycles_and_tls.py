@@ -1,0 +1,127 @@
+"""Many short connections leave nothing behind; wss:// with a certificate
+made by the test."""
+
+import asyncio
+import gc
+import os
+import ssl
+import subprocess
+import sys
+import tracemalloc
+
+import pytest
+import websockets
+
+from microws.server import Server
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "server"))
+from rawclient import upgrade_head  # noqa: E402
+
+CYCLES = int(os.environ.get("MICROWS_CYCLES", "10000"))
+CLOSE_1000 = b"\x88\x82\x00\x00\x00\x00\x03\xe8"  # masked with a zero key
+
+
+def echo_server(**options):
+    server = Server(log=lambda *a: None, ping_interval=0, **options)
+
+    @server.websocket("/ws")
+    async def echo(ws):
+        async for message in ws:
+            await ws.send(message)
+
+    return server
+
+
+async def one_cycle(port, head):
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(head)
+    answer = await reader.readuntil(b"\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 101 "), answer
+    writer.write(CLOSE_1000)
+    reply = await reader.readexactly(4)
+    assert reply == b"\x88\x02\x03\xe8", reply
+    assert await reader.read() == b""  # the server ends the TCP connection
+    writer.close()
+    await writer.wait_closed()
+
+
+def test_ten_thousand_connect_close_cycles_leave_no_memory_behind():
+    async def body():
+        server = echo_server(max_clients=4)
+        await server.start("127.0.0.1", 0)
+        port = server.port
+        head, _ = upgrade_head()
+        try:
+            for _ in range(500):  # warm up: caches, free lists, the loop's structures
+                await one_cycle(port, head)
+            await asyncio.sleep(0.2)
+            gc.collect()
+            before = tracemalloc.get_traced_memory()[0]
+            for _ in range(CYCLES):
+                await one_cycle(port, head)
+            await asyncio.sleep(0.2)
+            gc.collect()
+            after = tracemalloc.get_traced_memory()[0]
+            assert server.clients == [] and server._connections == []
+            return before, after
+        finally:
+            await server.stop()
+
+    tracemalloc.start()
+    try:
+        before, after = asyncio.run(asyncio.wait_for(body(), 300))
+    finally:
+        tracemalloc.stop()
+    growth = after - before
+    print("memory after %d cycles: %+d bytes" % (CYCLES, growth))
+    assert growth < 64 * 1024, "grew by %d bytes over %d cycles" % (growth, CYCLES)
+
+
+def make_certificate(folder):
+    """A self-signed certificate for 127.0.0.1, made by openssl or cryptography."""
+    cert, key = os.path.join(folder, "cert.pem"), os.path.join(folder, "key.pem")
+    try:
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                        "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                       check=True, capture_output=True, timeout=60)
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("openssl is needed to make the test certificate (apt-get install -y openssl)")
+    return cert, key
+
+
+def test_wss_echo_with_a_self_signed_certificate(tmp_path):
+    cert, key = make_certificate(str(tmp_path))
+
+    async def body():
+        server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        server_context.load_cert_chain(cert, key)
+        client_context = ssl.create_default_context(cafile=cert)
+        server = echo_server()
+        await server.start("127.0.0.1", 0, ssl=server_context)
+        try:
+            url = "wss://127.0.0.1:%d/ws" % server.port
+            async with websockets.connect(url, ssl=client_context) as ws:
+                for message in ("over TLS", b"\x00\x01" * 500, "é" * 300):
+                    await ws.send(message)
+                    assert await ws.recv() == message
+            # a client that does not trust the certificate cannot connect
+            try:
+                async with websockets.connect(url, ssl=ssl.create_default_context()):
+                    raise AssertionError("an untrusted certificate was accepted")
+            except ssl.SSLCertVerificationError:
+                pass
+            # plain ws:// to the TLS port gets nothing useful, and the server goes on
+            try:
+                async with websockets.connect("ws://127.0.0.1:%d/ws" % server.port, open_timeout=3):
+                    raise AssertionError("plain ws:// accepted on the TLS port")
+            except (websockets.exceptions.InvalidMessage, websockets.exceptions.InvalidHandshake, OSError,
+                    asyncio.TimeoutError, EOFError):
+                pass
+            async with websockets.connect(url, ssl=client_context) as ws:
+                await ws.send("still serving")
+                assert await ws.recv() == "still serving"
+        finally:
+            await server.stop()
+
+    asyncio.run(asyncio.wait_for(body(), 60))
