@@ -125,3 +125,37 @@ def test_wss_echo_with_a_self_signed_certificate(tmp_path):
             await server.stop()
 
     asyncio.run(asyncio.wait_for(body(), 60))
+
+
+def test_a_flood_of_connections_beyond_the_limit_gets_503_while_the_served_keep_echoing():
+    async def body():
+        server = echo_server(max_clients=4)
+        await server.start("127.0.0.1", 0)
+        url = "ws://127.0.0.1:%d/ws" % server.port
+        try:
+            served = [await websockets.connect(url) for _ in range(4)]
+
+            async def intruder():
+                try:
+                    async with websockets.connect(url, open_timeout=10):
+                        return "accepted"
+                except websockets.exceptions.InvalidStatus as error:
+                    return error.response.status_code
+
+            async def keep_echoing(ws, n):
+                for i in range(n):
+                    await ws.send("%d" % i)
+                    assert await ws.recv() == "%d" % i
+                return n
+
+            results = await asyncio.gather(*[intruder() for _ in range(100)],
+                                           *[keep_echoing(ws, 50) for ws in served])
+            assert results[:100] == [503] * 100
+            assert results[100:] == [50] * 4
+            assert len(server.clients) == 4
+            for ws in served:
+                await ws.close()
+        finally:
+            await server.stop()
+
+    asyncio.run(asyncio.wait_for(body(), 120))
