@@ -113,6 +113,7 @@ async def soak(frames, fast=4, slow=1, queue=8, every_s=5.0, payload=PAYLOAD, lo
         await asyncio.sleep(0.01)
     tasks = [asyncio.create_task(r.run()) for r in fast_readers + slow_readers]
     group = server.group("/ws")
+    server_side = list(group)  # kept: a client closed for being too slow leaves the group
     body = bytearray(max(8, payload))
     memory = []
     started = last_report = time.monotonic()
@@ -134,11 +135,11 @@ async def soak(frames, fast=4, slow=1, queue=8, every_s=5.0, payload=PAYLOAD, lo
     while any(r.last < frames - 1 for r in fast_readers):
         await asyncio.sleep(0.01)
     dropped = {}
-    for ws in group:
-        dropped[ws.remote_address[1]] = ws.dropped
+    for ws in server_side:
+        dropped[ws.remote_address[1]] = (ws.dropped, ws.close_code)
     by_port = {}
     for r in fast_readers + slow_readers:
-        by_port[r.name] = dropped.get(r.writer.get_extra_info("sockname")[1], 0)
+        by_port[r.name] = dropped.get(r.writer.get_extra_info("sockname")[1], (0, None))
     elapsed = time.monotonic() - started
     for task in tasks[fast:]:
         task.cancel()  # the slow ones would take minutes to read what is still buffered
@@ -150,7 +151,8 @@ async def soak(frames, fast=4, slow=1, queue=8, every_s=5.0, payload=PAYLOAD, lo
     return {
         "frames": frames, "seconds": round(elapsed, 1), "frames_per_s": round(frames / elapsed),
         "clients": {r.name: {"received": r.received, "gaps": r.gaps, "out_of_order": r.out_of_order,
-                             "dropped_by_server": by_port[r.name]} for r in fast_readers + slow_readers},
+                             "dropped_by_server": by_port[r.name][0], "server_closed_with": by_port[r.name][1],
+                             "close_seen": r.closed_with} for r in fast_readers + slow_readers},
         "memory": memory, "traced_end": current, "rss_end": rss_bytes(),
     }
 
@@ -190,8 +192,9 @@ def main(argv):
         print("soak: FAILED:", problem)
     if not broken:
         slow = [c for n, c in result["clients"].items() if n.startswith("slow")]
-        print("soak: OK: %d frames at %d/s; fast clients lost nothing; slow clients dropped %s"
-              % (result["frames"], result["frames_per_s"], [c["dropped_by_server"] for c in slow]))
+        print("soak: OK: %d frames at %d/s; fast clients lost nothing; slow clients dropped %s, closed by the "
+              "server with %s" % (result["frames"], result["frames_per_s"], [c["dropped_by_server"] for c in slow],
+                                  [c["server_closed_with"] for c in slow]))
     return 1 if broken else 0
 
 
