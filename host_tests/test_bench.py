@@ -25,7 +25,14 @@ def run_tiny():
 
 def test_tiny_run_measures_every_case_on_every_server_with_ratios():
     out = run_tiny()
-    rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    rows = [row for row in lines if row["bench"] in ("echo", "push")]
+    unmask = [row for row in lines if row["bench"] == "unmask"]
+    # the per-byte cost of unmasking, with websockets' C code as the reference
+    assert {(row["size"], row["method"].split()[0]) for row in unmask} == {
+        (size, method) for size in (16, 1024, 65536) for method in ("microws", "websockets")}
+    assert all(row["ns_per_byte"] > 0 for row in unmask)
+    assert all(row["vs_websockets_c"] > 0 for row in unmask if row["method"].startswith("microws"))
     seen = {(r["bench"], r["size"], r["connections"], r["server"]) for r in rows}
     assert seen == {case + (server,) for case in CASES for server in SERVERS}
     for row in rows:

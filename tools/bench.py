@@ -179,6 +179,7 @@ async def serve_raw(max_size):
 
 async def serve_websockets(max_size):
     from websockets.asyncio.server import broadcast, serve
+    from websockets.exceptions import ConnectionClosed
 
     pushed = set()
     pusher = _Pusher()
@@ -200,11 +201,16 @@ async def serve_websockets(max_size):
                     if isinstance(message, str) and message.startswith("start"):
                         _, size, wanted = message.split()
                         pusher.start(push(int(size), int(wanted)))
+            except ConnectionClosed:
+                pass
             finally:
                 pushed.discard(ws)
             return
-        async for message in ws:
-            await ws.send(message)
+        try:
+            async for message in ws:
+                await ws.send(message)
+        except ConnectionClosed:
+            pass  # the bench drops its connections without a closing handshake
 
     async with serve(handler, "127.0.0.1", 0, max_size=max_size, ping_interval=None) as server:
         _announce(server.sockets[0].getsockname()[1], None)
@@ -472,6 +478,59 @@ def measure_push(server, size, connections, duration, warmup):
         time.sleep(0.05)  # let the push loop notice that its clients left
 
 
+# ============================================================ unmasking
+# The one per-byte cost a WebSocket server cannot avoid: XOR of the client's
+# payload with its mask. websockets does it in C; microws in Python, with
+# the method compat.unmask picks for this runtime.
+
+
+def unmask_methods():
+    sys.path.insert(0, LIB)
+    from microws import compat
+
+    methods = [("microws (%s)" % compat.UNMASK_KIND, lambda buf, mask: compat.unmask(buf, 0, len(buf), mask, 0))]
+    try:
+        from websockets.speedups import apply_mask
+    except ImportError:
+        return methods
+    methods.append(("websockets (C)", apply_mask))
+    return methods
+
+
+def measure_unmask(duration):
+    """ns per byte for each method and size; the C one is the reference."""
+    rows = []
+    for size in ECHO_SIZES:
+        buf = bytearray(os.urandom(size))
+        for name, method in unmask_methods():
+            calls = 0
+            start = time.perf_counter()
+            end = start + duration / 4
+            now = start
+            while now < end:
+                for _ in range(16):
+                    method(buf, MASK)
+                calls += 16
+                now = time.perf_counter()
+            rows.append({"bench": "unmask", "method": name, "size": size,
+                         "ns_per_byte": round((now - start) / calls / size * 1e9, 4)})
+    for row in rows:
+        ref = [r for r in rows if r["size"] == row["size"] and r["method"] == "websockets (C)"]
+        if ref and row is not ref[0]:
+            row["vs_websockets_c"] = round(ref[0]["ns_per_byte"] / row["ns_per_byte"], 4)
+    return rows
+
+
+def unmask_table(rows):
+    lines = ["| unmask | method | ns/byte | µs per message | speed vs websockets' C |", "|---|---|---:|---:|---:|"]
+    for row in rows:
+        ratio = row.get("vs_websockets_c")
+        lines.append("| %s | %s | %.3f | %.2f | %s |" % (
+            _size_name(row["size"]), row["method"], row["ns_per_byte"], row["ns_per_byte"] * row["size"] / 1000,
+            "" if ratio is None else "%.3f×" % ratio))
+    return "\n".join(lines)
+
+
 # ============================================================ reporting
 
 
@@ -629,10 +688,13 @@ def main(argv=None):
         for server in servers.values():
             server.stop()
     add_ratios(rows)
+    unmask_rows = measure_unmask(args.duration)
     print()
     print(table(rows))
     print()
-    for row in rows:
+    print(unmask_table(unmask_rows))
+    print()
+    for row in rows + unmask_rows:
         print(json.dumps(row))
     print()
     if "microws" in kinds and "websockets" in kinds:
