@@ -244,14 +244,27 @@ if IS_MICROPYTHON:
     RECEIVE_QUEUE = 1
     RECEIVE_QUEUE_BYTES = 64 * 1024
 
+    async def _raise(error):
+        raise error
+
     class Output:
-        """The server's writes to one client (MicroPython: the stream itself)."""
+        """The server's writes to one client (MicroPython: the stream itself).
+
+        The stream's write() tries the socket at once, so a reset connection
+        raises there; keep the error for drain() to raise, as CPython's
+        transport does, so every caller meets it in one place.
+        """
 
         def __init__(self, writer):
             self.writer = writer
+            self.error = None
 
         def write(self, data):
-            self.writer.write(data)
+            if self.error is None:
+                try:
+                    self.writer.write(data)
+                except OSError as error:
+                    self.error = error
 
         def flush(self):
             pass
@@ -265,6 +278,8 @@ if IS_MICROPYTHON:
             return False  # every frame goes through the broadcast queue
 
         def drain(self):
+            if self.error is not None:
+                return _raise(self.error)
             return self.writer.drain()
 
 else:

@@ -281,7 +281,7 @@ class WebSocket:
     async def _drain(self):
         try:
             await self._out.drain()
-        except (OSError, ConnectionError) as error:
+        except OSError as error:  # ConnectionError is one (and MicroPython has no such name)
             self._lost()
             raise ConnectionClosed("connection lost: %s" % error)
 
@@ -354,7 +354,7 @@ class WebSocket:
                     except asyncio.TimeoutError:
                         self._too_slow()
                         break
-        except (OSError, ConnectionError):
+        except OSError:
             self._lost()
         except asyncio.CancelledError:
             pass
@@ -436,7 +436,7 @@ class WebSocket:
                     await self._event(event)
         except asyncio.TimeoutError:
             pass  # no close reply in time
-        except (OSError, ConnectionError, EOFError):
+        except (OSError, EOFError):
             pass
         finally:
             if conn.state == CLOSED and self.close_code is None:
@@ -690,7 +690,7 @@ class Server:
                 await self._serve_websocket(request, reader, writer)
             else:
                 await self._serve_http(request, writer)
-        except (OSError, ConnectionError, EOFError):
+        except (OSError, EOFError):
             pass
         except asyncio.CancelledError:
             raise
