@@ -480,16 +480,21 @@ async def echo_batch(stream, frame, reply, count):
     await stream.reached.wait()
 
 
-async def measure_alloc_echo(lib, size, count, costs):
-    """(c) bytes allocated per echoed message in steady state (mem_alloc delta,
-    no collection in between)."""
+async def open_echo(lib, size):
+    """One echo connection past its handshake, with the frame to send and
+    the size of its reply."""
     server, serve = make_server(lib, max(size, 1024))
     stream = FakeStream(HEAD)
     task, ok = await open_connection(serve, stream)
     if not ok:
         raise RuntimeError("%s: no handshake" % lib)
-    frame = masked_frame(size)
-    reply = reply_size(size)
+    return server, stream, task, masked_frame(size), reply_size(size)
+
+
+async def measure_alloc_echo(lib, size, count, costs):
+    """(c) bytes allocated per echoed message in steady state (mem_alloc delta,
+    no collection in between)."""
+    server, stream, task, frame, reply = await open_echo(lib, size)
     await echo_batch(stream, frame, reply, 50)  # warm up
     await settled()
     reads, drains = stream.reads, stream.drains
@@ -630,13 +635,7 @@ async def measure_conn_heap(lib, n, max_message_size, stream_heap):
 
 async def measure_rate(lib, size, duration_ms):
     """(d) echoed messages per second, one connection, one message in flight."""
-    server, serve = make_server(lib, max(size, 1024))
-    stream = FakeStream(HEAD)
-    task, ok = await open_connection(serve, stream)
-    if not ok:
-        raise RuntimeError("%s: no handshake" % lib)
-    frame = masked_frame(size)
-    reply = reply_size(size)
+    server, stream, task, frame, reply = await open_echo(lib, size)
     await echo_batch(stream, frame, reply, 2)  # warm up
     done = 0
     elapsed = 0
