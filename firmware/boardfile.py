@@ -2,9 +2,11 @@
 it the server may use.
 
 Adding a board means adding one JSON file; load_board() checks it and says
-which field of which file is wrong. memory_budget() estimates the heap the
-firmware needs with that board's limits, so a test can keep every board
-file within its heap.
+which field of which file is wrong. memory_budget() gives the heap the
+firmware needs at the board's limits from the file's "measured" block,
+which tools/measure_boards.py writes (with max_clients and deploy) from a
+measurement under MicroPython, so a test can keep every board file within
+its heap.
 """
 
 import json
@@ -16,13 +18,11 @@ MPY_ARCHS = ("x86", "x64", "armv6", "armv6m", "armv7m", "armv7em", "armv7emsp", 
 
 FIELDS = ("name", "description", "mpy_arch", "heap_bytes", "max_clients", "max_message_size",
           "queue_size", "led", "i2c", "sensors", "rate", "min_rate", "max_rate")
-
-# Memory model, in bytes (an estimate to compare boards, not a measurement):
-BASE_BYTES = 12000  # the app: imported modules, server, device, sensors, buffers for one HTTP request
-CONTROL_ROOM = 139  # per connection, after the receive buffer: frame header + control frame (14 + 125)
-CONNECTION_OVERHEAD = 2048  # per connection: socket + stream objects, its tasks, Connection/UTF-8 state
-QUEUE_REF_BYTES = 8  # per queued message per client: a list slot (4 on the 32-bit boards; 8 to be safe)
-MESSAGE_BYTES = 160  # one queued sample message, shared by all clients' queues (str header + ~120 chars)
+# client_cap: the most dashboards the port's TCP stack allows beside page loads (not memory);
+# deploy and measured: written by tools/measure_boards.py
+OPTIONAL_FIELDS = ("client_cap", "deploy", "measured")
+DEPLOYS = ("mpy", "frozen")  # precompiled files in the board's flash, or the library frozen into the firmware
+MEASURED_BYTES = ("app_bytes", "per_connection_bytes")  # what memory_budget() needs from "measured"
 
 
 def _fail(source, field, problem):
@@ -55,8 +55,8 @@ def check_board(board, source="board"):
     if type(board) is not dict:
         raise ValueError(source + ": must be a JSON object")
     for key in board:
-        if key not in FIELDS:
-            _fail(source, key, "unknown field (fields: " + ", ".join(FIELDS) + ")")
+        if key not in FIELDS and key not in OPTIONAL_FIELDS:
+            _fail(source, key, "unknown field (fields: " + ", ".join(FIELDS + OPTIONAL_FIELDS) + ")")
     for key in FIELDS:
         if key not in board:
             _fail(source, key, "required")
@@ -70,6 +70,17 @@ def check_board(board, source="board"):
     _check_int(source, board, "max_clients", 1, 64)
     _check_int(source, board, "max_message_size", 125, 65536)
     _check_int(source, board, "queue_size", 1, 256)
+    if "client_cap" in board:
+        _check_int(source, board, "client_cap", 1, 64)
+    if "deploy" in board and board["deploy"] not in DEPLOYS:
+        _fail(source, "deploy", "must be one of " + ", ".join(DEPLOYS))
+    if "measured" in board:
+        measured = board["measured"]
+        if type(measured) is not dict:
+            _fail(source, "measured", "must be an object (written by tools/measure_boards.py)")
+        for key in MEASURED_BYTES:
+            if not is_int(measured.get(key)) or measured[key] < 0:
+                _fail(source, "measured." + key, "must be an integer >= 0 (run python3 tools/measure_boards.py)")
 
     led = board["led"]
     _check_pins(source, led, "led", ("pin",), ("active_low",))
@@ -149,10 +160,12 @@ def board_names(boards_dir="boards"):
 
 
 def memory_budget(board):
-    """Estimated heap (bytes) the firmware needs at the board's limits:
-    a fixed base, and per WebSocket connection its receive buffer
-    (max_message_size + CONTROL_ROOM), CONNECTION_OVERHEAD and its queue's
-    references; plus one set of queued messages that all clients share."""
-    per_connection = (board["max_message_size"] + CONTROL_ROOM + CONNECTION_OVERHEAD
-                      + board["queue_size"] * QUEUE_REF_BYTES)
-    return BASE_BYTES + board["max_clients"] * per_connection + board["queue_size"] * MESSAGE_BYTES
+    """Heap (bytes, on the board) the firmware needs at the board's limits:
+    the app after start, plus max_clients idle dashboard connections, both
+    as tools/measure_boards.py measured them for this board's
+    max_message_size and queue_size. ValueError without a measurement."""
+    measured = board.get("measured")
+    if type(measured) is not dict or not all(is_int(measured.get(k)) for k in MEASURED_BYTES):
+        raise ValueError("board " + str(board.get("name")) + ": no measured block; "
+                         "run python3 tools/measure_boards.py")
+    return measured["app_bytes"] + board["max_clients"] * measured["per_connection_bytes"]

@@ -1,7 +1,9 @@
 """The port's optional modules, found once: what `hw` means everywhere.
 
 A board has some of machine, dht, esp32, network; the host has none of
-them, and the firmware then simulates what they would give.
+them, and the firmware then simulates what they would give. MicroPython's
+unix port has a `machine` without pins (no Pin, ADC, I2C): that counts as
+none, so the simulated LED and sensors run there as on CPython.
 """
 
 
@@ -17,6 +19,8 @@ def hardware(seed=None, clock=None):
     hw = {}
     for name in ("machine", "dht", "esp32", "network", "gc"):
         hw[name] = _optional(name)
+    if hw["machine"] is not None and not hasattr(hw["machine"], "Pin"):
+        hw["machine"] = None  # the unix port's
     if seed is not None:
         hw["seed"] = seed
     if clock is not None:

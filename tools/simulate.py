@@ -2,51 +2,226 @@
 
     python3 tools/simulate.py [--host 127.0.0.1] [--port 8080] [--rate 2]
                               [--seed 1] [--token SECRET] [--board host]
-                              [--cert cert.pem [--key key.pem]]
+                              [--name simulated] [--cert cert.pem [--key key.pem]]
+    micropython tools/simulate.py [the same options, except --cert/--key]
 
 Then open the printed URL. The LED prints `LED on` / `LED off` here. Ctrl-C
-(or SIGTERM) stops it; every dashboard then gets a close 1001 and starts
-reconnecting. The board file comes from boards/ (host by default: other
-boards' hardware sensors have nothing to read on a laptop).
+(or SIGTERM on CPython) stops it; every dashboard then gets a close 1001 and
+starts reconnecting. The board file comes from boards/ (host by default:
+other boards' hardware sensors have nothing to read on a laptop).
+
+The same file runs on CPython and on MicroPython's unix port, which runs the
+firmware's own code as a board does (real heap: the free_heap sensor and the
+`info` command show it; try `micropython -X heapsize=155k tools/simulate.py`).
+Every difference between the two is in the section "CPython / MicroPython"
+below, with its reason.
 """
 
-import argparse
-import asyncio
-import os
-import signal
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-for folder in (os.path.join(ROOT, "lib"), os.path.join(ROOT, "firmware"), os.path.join(ROOT, "tools")):
+try:
+    import asyncio
+except ImportError:  # MicroPython started with a MICROPYPATH that lacks ".frozen"
+    sys.exit("microws: asyncio not found; run as MICROPYPATH=.frozen micropython tools/simulate.py")
+
+USAGE = """usage: simulate.py [-h] [--host HOST] [--port PORT] [--board BOARD] [--rate RATE]
+                   [--seed SEED] [--name NAME] [--token TOKEN] [--cert CERT] [--key KEY]
+
+Simulate a microws device with its dashboard.
+
+options:
+  -h, --help     show this help message and exit
+  --host HOST    address to listen on (default 127.0.0.1; 0.0.0.0: the whole network)
+  --port PORT    port to listen on (default 8080)
+  --board BOARD  board file in boards/ (default host)
+  --rate RATE    samples per second (default: the board's)
+  --seed SEED    seed of the simulated readings (default 1)
+  --name NAME    device name (default simulated)
+  --token TOKEN  commands only from pages opened with ?token=TOKEN
+  --cert CERT    serve https:// and wss:// with this certificate (PEM; CPython only)
+  --key KEY      the certificate's private key (PEM; default: in --cert; CPython only)"""
+
+# option: (type, default)
+OPTIONS = {
+    "host": (str, "127.0.0.1"),
+    "port": (int, 8080),
+    "board": (str, "host"),
+    "rate": (float, None),
+    "seed": (int, 1),
+    "name": (str, "simulated"),
+    "token": (str, ""),
+    "cert": (str, None),
+    "key": (str, None),
+}
+
+
+# ------------------------------------------------------------------ CPython / MicroPython
+# Everything that differs between the two runtimes is here, with its reason.
+
+MICROPYTHON = sys.implementation.name == "micropython"
+
+
+def _absolute(path):
+    """An absolute, normalised path, by string operations: MicroPython has
+    no os.path (the unix port's os has getcwd)."""
+    import os
+
+    if not path.startswith("/"):
+        path = os.getcwd().rstrip("/") + "/" + path
+    parts = []
+    for part in path.split("/"):
+        if part == "..":
+            if parts:
+                parts.pop()
+        elif part and part != ".":
+            parts.append(part)
+    return "/" + "/".join(parts)
+
+
+def _say(text):
+    """One line to stdout, at once: CPython buffers a piped stdout (and
+    MicroPython's print has no flush=, its stdout is unbuffered)."""
+    print(text)
+    if not MICROPYTHON:
+        sys.stdout.flush()
+
+
+def _build_page(www):
+    """Rebuild the page's .gz so it is never stale. tools/build_www.py needs
+    CPython (argparse, zlib); under MicroPython the page is served as it is."""
+    try:
+        import build_www
+    except ImportError as error:
+        import os
+
+        names = os.listdir(www)
+        if "index.html.gz" not in names:
+            _say("microws: dashboard not rebuilt (tools/build_www.py needs CPython: %s); "
+                 "serving www/index.html uncompressed" % error)
+            return
+        stale = os.stat(www + "/index.html.gz")[8] < os.stat(www + "/index.html")[8]  # st_mtime
+        _say("microws: dashboard not rebuilt (tools/build_www.py needs CPython: %s); serving "
+             "www/index.html.gz as it is%s" % (error, " -- it is OLDER than index.html, run "
+                                                "python3 tools/build_www.py" if stale else ""))
+        return
+    build_www.build(www)
+
+
+def _tls_context(args):
+    """CPython's ssl: MicroPython's ssl differs and is not wired up here."""
+    if not args.cert:
+        return None
+    if MICROPYTHON:
+        raise ConfigError("--cert/--key: TLS is CPython only here; run python3 tools/simulate.py")
+    import ssl
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(args.cert, args.key)
+    return context
+
+
+def _on_stop_signals(stopped):
+    """CPython: SIGINT and SIGTERM set `stopped`, so serve() stops the app
+    inside its own loop. MicroPython has no signal module: Ctrl-C (SIGINT)
+    raises KeyboardInterrupt out of the loop and main() stops the app then;
+    SIGTERM ends the process at once."""
+    if MICROPYTHON:
+        return
+    import signal
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stopped.set)
+        except (NotImplementedError, RuntimeError):  # Windows
+            pass
+
+
+def _stop_after_interrupt(running):
+    """MicroPython: finish app.stop() in the interrupted loop, whose tasks
+    (the clients' readers) are still queued; asyncio.run() would drop them."""
+    if MICROPYTHON and running:
+        asyncio.get_event_loop().run_until_complete(_stop(running.pop()))
+
+
+def _reason(error):
+    """An OSError's text: MicroPython's have only the errno."""
+    return getattr(error, "strerror", None) or str(error)
+
+
+# ------------------------------------------------------------------ paths
+
+ROOT = _absolute(__file__).rsplit("/", 2)[0]
+for folder in (ROOT + "/lib", ROOT + "/firmware", ROOT + "/tools"):
     if folder not in sys.path:
         sys.path.insert(0, folder)
 
-import build_www  # noqa: E402
 from app import App  # noqa: E402
 from boardfile import load_board  # noqa: E402
 from config import ConfigError, parse_config, redacted  # noqa: E402
 from hardware import hardware  # noqa: E402
 from microws.compat import ticks_diff, ticks_ms  # noqa: E402
 
-WWW = os.path.join(ROOT, "firmware", "www")
+WWW = ROOT + "/firmware/www"
+
+
+# ------------------------------------------------------------------ options
+
+class Options:
+    def __init__(self, values):
+        for key in values:
+            setattr(self, key, values[key])
+
+
+def _usage_error(problem):
+    sys.stderr.write(USAGE.split("\n\n")[0] + "\nsimulate.py: error: " + problem + "\n")
+    sys.exit(2)
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description="Simulate a microws device with its dashboard.")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: the whole network)")
-    parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--board", default="host", help="board file in boards/ (default host)")
-    parser.add_argument("--rate", type=float, help="samples per second (default: the board's)")
-    parser.add_argument("--seed", type=int, default=1, help="seed of the simulated readings")
-    parser.add_argument("--name", default="simulated", help="device name")
-    parser.add_argument("--token", default="", help="commands only from pages opened with ?token=TOKEN")
-    parser.add_argument("--cert", help="serve https:// and wss:// with this certificate (PEM)")
-    parser.add_argument("--key", help="the certificate's private key (PEM; default: in --cert)")
-    return parser.parse_args(argv)
+    """The options, like argparse would give them (--opt VALUE, --opt=VALUE,
+    a unique prefix of an option); argparse itself is CPython only."""
+    if argv is None:
+        argv = sys.argv[1:]
+    values = {}
+    for key in OPTIONS:
+        values[key] = OPTIONS[key][1]
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
+        if arg in ("-h", "--help"):
+            print(USAGE)
+            sys.exit(0)
+        if not arg.startswith("--") or len(arg) == 2:
+            _usage_error("unrecognized arguments: " + arg)
+        name, sep, value = arg[2:].partition("=")
+        matches = [key for key in OPTIONS if key == name] or [key for key in OPTIONS if key.startswith(name)]
+        if len(matches) != 1:
+            if matches:
+                _usage_error("ambiguous option: --%s could match %s" % (name, ", ".join("--" + m for m in matches)))
+            _usage_error("unrecognized arguments: " + arg)
+        key = matches[0]
+        if not sep:
+            if i >= len(argv):
+                _usage_error("argument --%s: expected one argument" % key)
+            value = argv[i]
+            i += 1
+        kind = OPTIONS[key][0]
+        try:
+            values[key] = kind(value)
+        except ValueError:
+            _usage_error("argument --%s: invalid %s value: %r" % (key, kind.__name__, value))
+    return Options(values)
 
+
+# ------------------------------------------------------------------ the device
 
 def make_app(args, log=print):
-    board = load_board(args.board, os.path.join(ROOT, "boards"))
+    try:
+        board = load_board(args.board, ROOT + "/boards")
+    except ValueError as error:
+        raise ConfigError(str(error))
     data = {"board": board["name"], "device_name": args.name, "port": args.port, "token": args.token}
     if args.rate is not None:
         data["rate"] = args.rate
@@ -60,45 +235,45 @@ def make_app(args, log=print):
     return App(board, config, hardware(seed=args.seed, clock=since_start), www=WWW, log=log)
 
 
-async def serve(args):
-    build_www.build(WWW)  # the page's .gz is never stale
+async def _stop(app):
+    await app.stop()
+    _say("microws: stopped")
+
+
+async def serve(args, running=None):
+    """Serve until a stop signal; `running` (a list) receives the app."""
+    context = _tls_context(args)
+    _build_page(WWW)
     app = make_app(args)
     stopped = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, stopped.set)
-        except (NotImplementedError, RuntimeError):  # Windows
-            pass
-    context = None
-    if args.cert:
-        import ssl
-
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(args.cert, args.key)
+    _on_stop_signals(stopped)
     await app.start(args.host, args.port, context)
+    if running is not None:
+        running.append(app)
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "") else args.host
     suffix = "/?token=<your token>" if args.token else "/"  # the token itself is never printed
     scheme = "https" if context else "http"
-    print("microws: simulated device %r, open %s://%s:%d%s" % (args.name, scheme, shown, app.server.port, suffix),
-          flush=True)
+    port = app.server.port or args.port  # MicroPython's listener does not tell its port
+    _say("microws: simulated device %r, open %s://%s:%d%s" % (args.name, scheme, shown, port, suffix))
     try:
         await stopped.wait()
-    finally:
-        await app.stop()
-        print("microws: stopped", flush=True)
+    finally:  # not reached on MicroPython's Ctrl-C: see _stop_after_interrupt
+        if running is not None and app in running:
+            running.remove(app)
+        await _stop(app)
 
 
 def main(argv=None):
     args = parse_args(argv)
+    running = []
     try:
-        asyncio.run(serve(args))
+        asyncio.run(serve(args, running))
     except ConfigError as error:
         sys.exit("microws: " + str(error))
     except OSError as error:
-        sys.exit("microws: cannot listen on %s:%d: %s" % (args.host, args.port, error.strerror or error))
+        sys.exit("microws: cannot listen on %s:%d: %s" % (args.host, args.port, _reason(error)))
     except KeyboardInterrupt:
-        pass
+        _stop_after_interrupt(running)
 
 
 if __name__ == "__main__":

