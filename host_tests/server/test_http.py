@@ -6,7 +6,8 @@ import os
 from rawclient import http_request, split_response
 from serverutil import run, running
 
-from microws.server import Response, Server
+from microws.http import Response
+from microws.server import Server
 
 PAGE = b"<!doctype html><title>dash</title>" + b"<p>hello</p>" * 50
 

@@ -87,7 +87,6 @@ class Connection:
         self.view = memoryview(self.buffer)
         # Outgoing control frames (pong, close) built by the protocol itself.
         self.control_out = bytearray(2 + MAX_CONTROL_PAYLOAD)
-        self.control_size = 0
         # Header of an outgoing data frame, sent in front of the payload.
         self.header_out = bytearray(MAX_SERVER_HEADER)
         self._header_views = (
@@ -95,9 +94,14 @@ class Connection:
             memoryview(self.header_out)[:4],
             memoryview(self.header_out)[:10],
         )
+        self.view2 = self.view[2:]  # where a header's extended length and mask are read
         self._mask = bytearray(4)
         self._utf8 = Utf8Validator()
+        self.reset()
 
+    def reset(self) -> None:
+        """A new connection in the same buffers (a server reuses them)."""
+        self.control_size = 0
         self.state = OPEN
         self.failed = False  # a protocol violation: input is discarded
         self.close_code = None  # type: Optional[int]  # the peer's close code, once received
@@ -501,10 +505,6 @@ class Connection:
 
     def send_ping(self, payload: "ReadableBuffer" = b"") -> None:
         size = self.frame_header(OP_PING, len(payload))
-        self._queue(bytes(self.header_out[:size]) + bytes(payload))
-
-    def send_pong(self, payload: "ReadableBuffer" = b"") -> None:
-        size = self.frame_header(OP_PONG, len(payload))
         self._queue(bytes(self.header_out[:size]) + bytes(payload))
 
     def start_close(self, code: int = CLOSE_NORMAL, reason: str = "") -> bool:

@@ -62,14 +62,6 @@ CLOSE_MANDATORY_EXTENSION = const(1010)
 CLOSE_INTERNAL_ERROR = const(1011)
 
 
-def is_control(opcode: int) -> bool:
-    return opcode >= OP_CLOSE
-
-
-def is_known_opcode(opcode: int) -> bool:
-    return opcode <= OP_BINARY or OP_CLOSE <= opcode <= OP_PONG
-
-
 def is_valid_close_code(code: int) -> bool:
     """May this code appear in a close frame on the wire? (7.4.1, 7.4.2)
 

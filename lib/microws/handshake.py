@@ -42,8 +42,8 @@ _BASE64_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789
 _TOKEN_SEPARATORS = '()<>@,;:\\"/[]?={} \t'
 
 
-class HandshakeError(Exception):
-    """A request that gets an HTTP error answer instead of an upgrade."""
+class HTTPError(Exception):
+    """A request answered with an HTTP error instead of what it asked for."""
 
     def __init__(self, status: int, message: str, headers: "Optional[Headers]" = None) -> None:
         super().__init__(message)
@@ -53,6 +53,10 @@ class HandshakeError(Exception):
 
     def response(self) -> bytes:
         return error_response(self.status, self.message, self.headers)
+
+
+class HandshakeError(HTTPError):
+    """A request head or upgrade that breaks HTTP/1.1 or RFC 6455 4.2.1."""
 
 
 class Request:

@@ -1,11 +1,14 @@
 """Just enough HTTP/1.1 to serve a dashboard beside the WebSocket: static
 files (precompressed .gz when the browser accepts it), small plain routes.
-Every response closes its connection: a dashboard loads one page."""
+Every response closes its connection: a dashboard loads one page.
+
+The server imports this module on the first plain HTTP request, so a board
+that only streams never holds it."""
 
 import json
 import os
 
-from .handshake import HandshakeError, header_tokens, response_head
+from .handshake import HTTPError, header_tokens, response_head
 
 try:
     from typing import TYPE_CHECKING
@@ -98,7 +101,7 @@ def percent_decode(text):
             high = _hex_value(text[i + 1]) if i + 1 < len(text) else -1
             low = _hex_value(text[i + 2]) if i + 2 < len(text) else -1
             if high < 0 or low < 0:
-                raise HandshakeError(400, "bad percent-escape in path")
+                raise HTTPError(400, "bad percent-escape in path")
             out.append(high * 16 + low)
             i += 3
         else:
@@ -107,7 +110,7 @@ def percent_decode(text):
     try:
         return bytes(out).decode("utf-8")
     except UnicodeError:
-        raise HandshakeError(400, "path is not UTF-8")
+        raise HTTPError(400, "path is not UTF-8")
 
 
 def safe_path(folder, url_path):
@@ -147,22 +150,22 @@ def accepts_gzip(request):
 
 
 def find_static(folder, request):
-    """(file path, gzipped?) for a static request; raises HandshakeError 404/406."""
+    """(file path, gzipped?) for a static request; raises HTTPError 404/406."""
     path = safe_path(folder, request.path)
     if path is None:
-        raise HandshakeError(404, "not found")
+        raise HTTPError(404, "not found")
     plain = file_size(path) is not None
     if file_size(path + ".gz") is not None:
         if accepts_gzip(request):
             return path + ".gz", True
         if not plain:
-            raise HandshakeError(406, "this file is stored gzip-compressed only")
+            raise HTTPError(406, "this file is stored gzip-compressed only")
     if not plain:
-        raise HandshakeError(404, "not found")
+        raise HTTPError(404, "not found")
     return path, False
 
 
-async def send_file(writer, path, name, gzipped, head_only):
+async def send_file(link, path, name, gzipped, head_only):
     """Stream a file in small chunks: a board has no RAM for a whole page."""
     headers = [
         ("Content-Type", content_type(name)),
@@ -173,14 +176,55 @@ async def send_file(writer, path, name, gzipped, head_only):
     ]
     if gzipped:
         headers.append(("Content-Encoding", "gzip"))
-    writer.write(response_head(200, headers))
-    await writer.drain()
+    await link.write_all(response_head(200, headers))
     if head_only:
         return
+    chunk = bytearray(CHUNK_SIZE)
     with open(path, "rb") as f:
         while True:
-            chunk = f.read(CHUNK_SIZE)
-            if not chunk:
+            n = f.readinto(chunk)
+            if not n:
                 break
-            writer.write(chunk)
-            await writer.drain()
+            await link.write_all(chunk if n == CHUNK_SIZE else memoryview(chunk)[:n])
+
+
+async def serve_http(server, request, link):
+    """Answer a plain HTTP request: a route, a static file, or an error."""
+    method = request.method
+    head_only = method == "HEAD"
+    try:
+        if request.path in server._http_routes:
+            handler, methods = server._http_routes[request.path]
+            if method not in methods and not (head_only and "GET" in methods):
+                raise HTTPError(405, "method not allowed", (("Allow", ", ".join(methods)),))
+            result = handler(request)
+            if hasattr(result, "send"):  # a coroutine: the handler was async
+                result = await result
+            response = Response.from_result(result)
+            await link.write_all(response.head())
+            if not head_only:
+                await link.write_all(response.body)
+            return
+        for prefix, folder in server._static:
+            if request.path.startswith(prefix) or request.path + "/" == prefix:
+                if method != "GET" and not head_only:
+                    raise HTTPError(405, "method not allowed", (("Allow", "GET, HEAD"),))
+                rest = request.path[len(prefix) - 1 :] or "/"
+                path, gzipped = find_static(folder, _Rebased(request, rest))
+                name = path[:-3] if gzipped else path
+                await send_file(link, path, name, gzipped, head_only)
+                return
+        raise HTTPError(404, "not found")
+    except HTTPError as error:
+        response = error.response()
+        if head_only:
+            response = response[: response.find(b"\r\n\r\n") + 4]
+        await link.write_all(response)
+
+
+class _Rebased:
+    """A request seen with its path relative to a static mount."""
+
+    def __init__(self, request, path):
+        self.path = path
+        self.header = request.header

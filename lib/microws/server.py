@@ -1,9 +1,15 @@
 """The asyncio server: accepts, routes, and moves bytes for the protocol core.
 
-It runs unchanged on MicroPython's asyncio and CPython's. Per WebSocket
-client: the task that accepted it reads frames into the connection's own
-buffer; the route's handler runs in a task of its own; a writer task
-appears only for broadcasts. One keepalive task serves all clients.
+One design on both runtimes. The server makes its WebSocket client slots
+when it starts: max_clients of them, each with its connection's receive
+buffer, reused for every client after. A client beyond them gets 503
+before any 101. Each client has one task: the route's handler, and the
+connection is read when the handler receives (its pings answered, its close
+seen). One housekeeping task sends keepalive pings, flushes the bounded
+queues of slow clients, and reads for handlers that are busy elsewhere.
+
+How bytes reach the socket is the runtime's business, in
+runtime_micropython.py and runtime_cpython.py (compat.runtime).
 
     server = Server()
 
@@ -16,12 +22,9 @@ appears only for broadcasts. One keepalive task serves all clients.
     server.run(port=8080)
 """
 
-from . import compat
-from .compat import asyncio, ticks_diff, ticks_ms
+from .compat import asyncio, load_runtime, sleep_ms, ticks_diff, ticks_ms, wait_for_ms
 from .connection import (
-    CLOSED,
     EV_BINARY,
-    EV_CLOSE,
     EV_FAILED,
     EV_NONE,
     EV_PONG,
@@ -35,124 +38,202 @@ from .frames import (
     CLOSE_INTERNAL_ERROR,
     CLOSE_NORMAL,
     CLOSE_POLICY_VIOLATION,
-    MAX_SERVER_HEADER,
     OP_BINARY,
     OP_PING,
     OP_TEXT,
-    write_header_before,
+    header_size,
+    write_header,
 )
-from .handshake import (
-    HandshakeError,
-    HeadReader,
-    accept,
-    error_response,
-    offered_subprotocols,
-)
-from .http import Response, find_static, send_file
+from .handshake import HeadReader, HTTPError, accept, error_response, offered_subprotocols
 
-__all__ = ("Server", "WebSocket", "Group", "Response", "ConnectionClosed")
+runtime = load_runtime()
+
+__all__ = ("Server", "WebSocket", "Group", "Message", "ConnectionClosed")
 
 try:
     from typing import TYPE_CHECKING
 except ImportError:  # MicroPython: annotations are strings, never evaluated
     TYPE_CHECKING = False  # type: ignore[misc]
 if TYPE_CHECKING:
-    from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, TypeVar, Union
+    from typing import Any, Callable, Iterable, Optional, Sequence, TypeVar, Union
 
     from circuitpython_typing import ReadableBuffer
 
-    Message = Union[str, ReadableBuffer]  # str goes as text, a buffer as binary
+    Sendable = Union[str, ReadableBuffer, "Message"]  # str goes as text, a buffer as binary
     Handler = TypeVar("Handler", bound=Callable[..., Any])
+
+PING = b"\x89\x00"  # an empty ping, the keepalive's
+SCRATCH_SIZE = 266  # a broadcast frame up to 256 bytes is built here, not allocated
+BACKLOG_TICK_MS = 20  # how often slow clients' queues are retried
+KEEPALIVE_TICK_MS = 1000
+DONE = runtime.Done()  # what send() returns when the frame went out at once
 
 
 def _log(*args):
     print("microws:", *args)
 
 
-def _encode(message):
-    """(opcode, payload bytes) of a str (text) or bytes-like (binary) message."""
-    if isinstance(message, str):
-        return OP_TEXT, message.encode("utf-8")
-    return OP_BINARY, message
+def _closed_error(ws):
+    return ConnectionClosed("connection closed (%s)" % ws.close_code)
 
 
-def encode_message(message: "Message") -> memoryview:
-    """A whole unmasked frame, to send the same bytes to many clients."""
-    opcode, payload = _encode(message)
-    size = len(payload)
-    frame = bytearray(MAX_SERVER_HEADER + size)
-    frame[MAX_SERVER_HEADER:] = payload
-    start = write_header_before(frame, MAX_SERVER_HEADER, opcode, size)
-    return memoryview(frame)[start:]
+class Message:
+    """A received message where it lies, in the connection's buffer.
+
+    Valid until the next receive: ws.send(msg) echoes it without a copy;
+    msg.data() and msg.decode() copy it out.
+    """
+
+    def __init__(self, view: memoryview) -> None:
+        self.buffer = view  # the whole receive buffer; the message is its first `size` bytes
+        self.size = 0
+        self.text = False
+
+    def __len__(self) -> int:
+        return self.size
+
+    def view(self) -> memoryview:
+        return self.buffer[: self.size]
+
+    def data(self) -> bytes:
+        return bytes(self.buffer[: self.size])
+
+    def decode(self) -> str:
+        return str(self.buffer[: self.size], "utf-8")
 
 
 class Group:
     """The clients of one WebSocket route, for broadcasting."""
 
-    def __init__(self) -> None:
+    def __init__(self, server: "Server") -> None:
+        self.server = server
         self.clients = []  # type: list[WebSocket]
 
     def __len__(self) -> int:
         return len(self.clients)
 
-    def __iter__(self) -> "Iterator[WebSocket]":
+    def __iter__(self):
         return iter(self.clients)
 
-    def broadcast(self, message: "Message") -> int:
-        """Queue a message for every client; never waits.
+    def broadcast(self, message: "Sendable", text: "Optional[bool]" = None) -> int:
+        """Send a message to every client of the route; never waits.
 
-        The frame is encoded once. A client whose queue is full loses its
-        oldest unsent message (counted in ws.dropped): for a sensor stream
-        the newest reading matters most. Returns the number of clients.
+        The frame is built once (in a buffer made in advance, up to 256
+        bytes). A client that keeps up gets it written at once. For a slow
+        one it waits in a bounded queue, which loses its oldest frame when
+        full (counted in ws.dropped): for a sensor stream the newest
+        reading matters most. Returns the number of clients.
         """
-        if not self.clients:
+        clients = self.clients
+        if not clients:
             return 0
-        frame = encode_message(message)
-        for ws in self.clients:
-            ws._enqueue(frame)
-        return len(self.clients)
+        opcode, payload, size = _encode(message, text)
+        scratch = self.server._scratch
+        head = header_size(size)
+        if head + size <= len(scratch):
+            frame = scratch
+            write_header(scratch, 0, opcode, size)
+            scratch[head : head + size] = payload if len(payload) == size else memoryview(payload)[:size]
+        else:
+            frame = bytearray(head + size)
+            write_header(frame, 0, opcode, size)
+            frame[head:] = payload if len(payload) == size else memoryview(payload)[:size]
+        size += head
+        shared = None  # the frame as bytes, made only if a client must queue it
+        for ws in clients:
+            if ws._closed or ws.conn.state != OPEN:
+                continue
+            if not ws._output(frame, 0, size):
+                if shared is None:
+                    shared = bytes(memoryview(frame)[:size])
+                ws._enqueue(shared)
+        return len(clients)
+
+
+def _encode(message, text):
+    """(opcode, payload, size) of a str (text), Message, or buffer (binary
+    unless text=True: then the caller vouches that it is UTF-8)."""
+    if isinstance(message, str):
+        payload = message.encode("utf-8")
+        return OP_TEXT, payload, len(payload)
+    if isinstance(message, Message):
+        return (OP_TEXT if message.text else OP_BINARY), message.buffer, message.size
+    return (OP_TEXT if text else OP_BINARY), message, len(message)
 
 
 class _Route:
-    def __init__(self, handler, subprotocols, origins):
+    def __init__(self, server, handler, subprotocols, origins):
         self.handler = handler
         self.subprotocols = subprotocols
         self.origins = origins
-        self.group = Group()
+        self.group = Group(server)
 
 
 class WebSocket:
-    """One connected client, as its handler sees it."""
+    """One client slot, and the connected client as its handler sees it.
 
-    def __init__(self, server, reader, writer, request, subprotocol, conn):
+    Made when the server starts, with everything a client needs in steady
+    state: the connection and its buffer, the message, the awaitables of
+    receive and send, the broadcast queue.
+    """
+
+    def __init__(self, server: "Server") -> None:
         self.server = server
+        self.conn = Connection(server.max_message_size)
+        self.message = Message(self.conn.view)
+        self.link = None  # type: Any  # the runtime's socket wrapper, while connected
+        self.request = None  # type: Any
+        self.path = None  # type: Optional[str]
+        self.subprotocol = None  # type: Optional[str]
+        self.dropped = 0  # broadcast frames lost because this client was slow
+        self.close_code = None  # type: Optional[int]
+        self._closed = True
+        self._receiving = False  # the handler waits in receive_message()
+        self._held = False  # a message read by housekeeping waits for the handler
+        self._queue = [None] * server.queue_size  # frames waiting for the socket
+        self._q_start = 0
+        self._q_count = 0
+        self._q_offset = 0  # bytes of the first queued frame already sent
+        self._progress = 0  # when the queue last moved
+        # the handler's frame being written: its header, then its payload
+        self._sending = False
+        self._s_header = 0
+        self._s_payload = None  # type: Any
+        self._s_done = 0
+        self._s_size = 0
+        self._sends = 0  # sends since this client's task last waited
+        self._last_seen = 0
+        self._last_ping = 0
+        self._ping_sent = None  # type: Optional[int]
+        self._receiver = runtime.Receiver(self)
+        self._sender = runtime.Sender(self)
+        self._yield = runtime.Yield()
+
+    def _open(self, link, request, subprotocol):
+        self.conn.reset()
+        self.link = link
+        link.attach(self.conn)
         self.request = request
         self.path = request.path
         self.subprotocol = subprotocol
-        self.conn = conn
-        self.dropped = 0  # broadcast messages lost because this client was slow
+        self.dropped = 0
         self.close_code = None
-        self._reader = reader
-        self._writer = writer
-        self._out = compat.Output(writer)  # every write of this connection goes through it
-        self._lock = asyncio.Lock()
-        self._inbox = []  # received messages waiting for receive(), oldest first
-        self._inbox_bytes = 0
-        self._inbox_size = server.receive_queue
-        self._inbox_max_bytes = server.receive_queue_bytes
-        self._inbox_ready = asyncio.Event()
-        self._inbox_free = asyncio.Event()
-        self._done = asyncio.Event()  # the reading loop has ended
         self._closed = False
-        self._queue = None  # broadcast frames, created on first use
-        self._queue_start = 0
-        self._queue_count = 0
-        self._queue_ready = None
-        self._writer_task = None
+        self._receiving = self._held = self._sending = False
+        self._sends = 0
         now = ticks_ms()
-        self._last_seen = now
-        self._last_ping = now
+        self._last_seen = self._last_ping = self._progress = now
         self._ping_sent = None
+
+    def _release(self):
+        """The client is gone: drop what it held, so the slot is clean."""
+        queue = self._queue
+        for i in range(len(queue)):
+            queue[i] = None
+        self._q_start = self._q_count = self._q_offset = 0
+        self._s_payload = None
+        self.link = None
+        self.request = None
 
     @property
     def closed(self) -> bool:
@@ -160,345 +241,350 @@ class WebSocket:
 
     @property
     def remote_address(self) -> "Any":
-        try:
-            return self._writer.get_extra_info("peername")
-        except (KeyError, AttributeError):
-            return None
+        return self.link.peer if self.link is not None else None
 
     # ----------------------------------------------------------- receiving
 
-    async def receive(self) -> "Union[str, bytes]":
-        """The next message: str for text, bytes for binary.
+    def receive_message(self) -> "Any":
+        """Await the next message without copying it: the slot's Message,
+        valid until the next receive. Raises ConnectionClosed at the end.
+        Allocates nothing on MicroPython."""
+        self._receiving = True
+        return self._receiver.start()
 
-        Raises ConnectionClosed once the connection is closed.
-        """
-        inbox = self._inbox
-        while not inbox:
-            if self._closed:
-                raise ConnectionClosed("connection closed (%s)" % self.close_code)
-            self._inbox_ready.clear()
-            await self._inbox_ready.wait()
-        return self._take()
+    async def receive(self) -> "Union[str, bytes]":
+        """The next message, copied: str for text, bytes for binary."""
+        message = await self.receive_message()
+        return message.decode() if message.text else message.data()
 
     def __aiter__(self) -> "WebSocket":
         return self
 
     async def __anext__(self) -> "Union[str, bytes]":
-        if self._inbox:  # a message is waiting: no second coroutine
-            return self._take()
         try:
-            return await self.receive()
+            message = await self.receive_message()
         except ConnectionClosed:
             raise StopAsyncIteration
+        return message.decode() if message.text else message.data()
 
-    def _take(self):
-        message = self._inbox.pop(0)
-        self._inbox_bytes -= len(message)
-        self._inbox_free.set()
-        return message
+    def _pump(self):
+        """Read and parse what has arrived, without waiting.
 
-    async def _deliver(self, message):
-        # Queue the message; with the queue full (receive_queue messages or
-        # receive_queue_bytes; one message on MicroPython), wait until the
-        # handler takes one. Nothing more is read meanwhile: TCP pushes back.
-        self._inbox.append(message)
-        self._inbox_bytes += len(message)
-        self._inbox_ready.set()
-        if len(self._inbox) >= self._inbox_size or self._inbox_bytes >= self._inbox_max_bytes:
-            await self._wait_for_room()
+        True: a message is in self.message. False: nothing more has arrived
+        (the caller waits for the socket). Raises ConnectionClosed once the
+        connection has ended.
+        """
+        if self._held:
+            self._held = False
+            self._receiving = False
+            return True
+        conn = self.conn
+        while True:
+            if self._closed:
+                self._receiving = False
+                raise _closed_error(self)
+            size = conn.read_size
+            if not size:  # the closing handshake is over
+                self._finish()
+                continue
+            try:
+                n = self.link.read_now(conn.read_pos, size)
+            except OSError:
+                n = 0
+            if n is None:
+                self._sends = 0
+                return False
+            if not n:
+                conn.receive_eof()
+                self._finish()
+                continue
+            self._last_seen = ticks_ms()
+            event = conn.received(n)
+            if event == EV_NONE:
+                continue
+            if conn.control_size:  # a pong, or the close reply: before anything else is read
+                self._send_control()
+            if event == EV_TEXT or event == EV_BINARY:
+                message = self.message
+                message.size = conn.event_size
+                message.text = event == EV_TEXT
+                self._receiving = False
+                return True
+            if event == EV_PONG:
+                self._ping_sent = None
+            elif event == EV_FAILED:
+                self.server.log("protocol error, closing with", conn.fail_code, self.remote_address)
 
-    async def _wait_for_room(self):
-        inbox = self._inbox
-        while ((len(inbox) >= self._inbox_size or self._inbox_bytes >= self._inbox_max_bytes)
-               and not self._closed):
-            self._inbox_free.clear()
-            await self._inbox_free.wait()
-
-    async def _caught_up(self):
-        # Before the protocol's own reply (a pong, a close): the handler
-        # takes, and so answers, every message that came before it.
-        while self._inbox and not self._closed:
-            self._inbox_free.clear()
-            await self._inbox_free.wait()
+    def _finish(self):
+        """The connection is over: keep its close code, drop the TCP connection."""
+        conn = self.conn
+        if self.close_code is None:
+            self.close_code = conn.fail_code or conn.close_code or 1006
+        self._flush_queue()  # the close reply, if it had to wait
+        self._lost()
 
     # -------------------------------------------------------------- sending
 
-    async def send(self, message: "Message") -> None:
-        """Send a whole message: str as text, bytes-like as binary."""
-        if isinstance(message, str):
-            opcode = OP_TEXT
-            payload = message.encode("utf-8")  # type: ReadableBuffer
-        else:
-            opcode = OP_BINARY
-            payload = message
-        if self._lock.locked():  # fragments or a broadcast frame are going out
-            async with self._lock:
-                self._write_message(opcode, payload)
-                await self._drain()
-            return
-        # One frame written with no await in between needs no lock.
-        self._write_message(opcode, payload)
-        if self._out.must_drain():
-            await self._drain()
+    def send(self, message: "Sendable", text: "Optional[bool]" = None) -> "Any":
+        """Send a whole message: str as text, a buffer as binary (text=True:
+        as text, the caller vouching for its UTF-8), a received Message as it
+        came. Await it: the buffer must stay unchanged until then."""
+        opcode, payload, size = _encode(message, text)
+        return self._send_frame(opcode, payload, size, True)
 
-    def _write_message(self, opcode, payload):
-        size = self._header(opcode, len(payload), True)
-        out = self._out
-        if len(payload) <= 256:
-            out.write(bytes(self.conn.header_view(size)) + payload)
-        else:
-            out.write(self.conn.header_view(size))
-            out.write(payload)
-
-    async def send_fragments(self, fragments: "Iterable[Message]") -> None:
-        """Send one message in fragments (a list or other iterable of str or
-        bytes, all of one kind); nothing else is sent in between."""
-        async with self._lock:
-            previous = None
-            for fragment in fragments:
-                if previous is not None:
-                    await self._write_frame(previous[0], previous[1], False)
-                previous = _encode(fragment)
-            if previous is None:
-                raise ValueError("no fragments")
-            await self._write_frame(previous[0], previous[1], True)
-
-    async def ping(self, payload: "ReadableBuffer" = b"") -> None:
-        async with self._lock:
-            await self._write_frame(OP_PING, payload, True)
-
-    async def _write_frame(self, opcode, payload, fin):
-        size = self._header(opcode, len(payload), fin)
-        self._out.write(self.conn.header_view(size))
-        self._out.write(payload)
-        await self._drain()
-
-    def _header(self, opcode, length, fin):
+    def _send_frame(self, opcode, payload, size, fin):
         if self._closed:
-            raise ConnectionClosed("connection closed (%s)" % self.close_code)
-        return self.conn.frame_header(opcode, length, fin)
+            raise _closed_error(self)
+        if self._sending:  # another task's frame is half written
+            return self._send_later(opcode, payload, size, fin)
+        self._s_header = self.conn.frame_header(opcode, size, fin)
+        self._s_payload = payload
+        self._s_size = size
+        self._s_done = 0
+        self._sending = True
+        if not self._continue_send():
+            return self._sender.start()
+        if self.link.must_drain():  # CPython: past the transport's high water
+            return self.link.drain()
+        self._sends += 1
+        if self._sends >= runtime.SENDS_BEFORE_YIELD:
+            self._sends = 0
+            return self._yield
+        return DONE
 
-    async def _drain(self):
+    async def _send_later(self, opcode, payload, size, fin):
+        waited = 0
+        while self._sending and not self._closed:
+            await sleep_ms(1)
+            waited += 1
+            if waited > self.server.send_timeout_ms:
+                self._too_slow()
+        await self._send_frame(opcode, payload, size, fin)
+
+    def _continue_send(self):
+        """Write what the socket takes of the handler's frame: True once all
+        of it is out. Frames queued before it go first; once its first byte
+        is out, nothing else may come between its bytes."""
+        if self._closed:
+            self._sending = False
+            raise _closed_error(self)
+        link = self.link
+        if self._s_done == 0 and self._q_count and not self._flush_queue():
+            return False
+        conn = self.conn
+        header = self._s_header
+        done = self._s_done
         try:
-            await self._out.drain()
-        except OSError as error:  # ConnectionError is one (and MicroPython has no such name)
+            while done < header:
+                n = link.write_now(conn.header_out, done, header - done)
+                if not n:
+                    self._s_done = done
+                    return False
+                done += n
+            end = header + self._s_size
+            payload = self._s_payload
+            while done < end:
+                n = link.write_now(payload, done - header, end - done)
+                if not n:
+                    self._s_done = done
+                    return False
+                done += n
+        except OSError as error:
+            self._sending = False
             self._lost()
             raise ConnectionClosed("connection lost: %s" % error)
+        self._sending = False
+        self._s_payload = None
+        return True
 
-    async def _send_control(self):
-        """Send what the protocol itself answered (pong, close) under the lock."""
+    async def send_fragments(self, fragments: "Iterable[Sendable]") -> None:
+        """Send one message in fragments (str or buffers, all of one kind);
+        nothing else is sent in between."""
+        previous = None
+        for fragment in fragments:
+            if previous is not None:
+                await self._send_frame(previous[0], previous[1], previous[2], False)
+            previous = _encode(fragment, None)
+        if previous is None:
+            raise ValueError("no fragments")
+        await self._send_frame(previous[0], previous[1], previous[2], True)
+
+    async def ping(self, payload: "ReadableBuffer" = b"") -> None:
+        await self._send_frame(OP_PING, payload, len(payload), True)
+
+    def _send_control(self):
+        """What the protocol itself answered (a pong, a close), out before
+        anything else is read: the core reuses its buffer."""
         conn = self.conn
-        if not conn.control_size:
-            return
-        async with self._lock:
-            if not conn.control_size:  # sent by someone else meanwhile
-                return
-            self._out.write(conn.control_view())
-            conn.control_size = 0
-            if not self._out.must_drain():
-                return
-            try:
-                await compat.wait_for_ms(self._out.drain(), self.server.close_timeout_ms)
-            except Exception:
-                self._lost()
+        size = conn.control_size
+        conn.control_size = 0
+        if not self._output(conn.control_out, 0, size):
+            self._enqueue(bytes(conn.control_out[:size]))
 
-    # ------------------------------------------------------------ broadcast
+    # ------------------------------------------------------ the send queue
 
-    def _enqueue(self, frame):
-        """Add a frame to this client's bounded queue, dropping the oldest."""
-        if self._closed:
-            return
-        if (not self._queue_count and not self._lock.locked() and self.conn.state == OPEN
-                and self._out.has_room(len(frame))):
-            # Nothing waits ahead of it and the client keeps up: straight out
-            # (CPython only: MicroPython's output never has room).
-            self._out.write(frame)
-            return
-        size = self.server.queue_size
-        if self._queue is None:
-            self._queue = [None] * size
-            self._queue_ready = asyncio.Event()
-            self._writer_task = asyncio.create_task(self._write_queue())
-        if self._queue_count == size:
-            self._queue[self._queue_start] = None
-            self._queue_start = (self._queue_start + 1) % size
-            self._queue_count -= 1
-            self.dropped += 1
-        self._queue[(self._queue_start + self._queue_count) % size] = frame
-        self._queue_count += 1
-        self._queue_ready.set()
-
-    async def _write_queue(self):
-        """The writer task: send queued frames; a client that takes longer
-        than send_timeout to accept one is too slow and is closed (1008)."""
-        queue = self._queue
+    def _output(self, buf, start, size):
+        """Write a whole frame if this client takes it now. False: it did not
+        start (a send is half done, frames wait, or no room); the caller
+        queues it. A frame that went out in part has its rest queued here."""
+        if self._sending or self._q_count or self._closed:
+            return False
+        link = self.link
+        if not link.has_room(size):
+            return False
         try:
-            while not self._closed:
-                if not self._queue_count:
-                    self._queue_ready.clear()
-                    await self._queue_ready.wait()
-                    continue
-                frame = queue[self._queue_start]
-                queue[self._queue_start] = None
-                self._queue_start = (self._queue_start + 1) % len(queue)
-                self._queue_count -= 1
-                async with self._lock:
-                    if self._closed or self.conn.state != OPEN:
-                        break
-                    out = self._out
-                    out.write(frame)
-                    if not out.must_drain():
-                        continue
-                    try:
-                        await compat.wait_for_ms(out.drain(), self.server.send_timeout_ms)
-                    except asyncio.TimeoutError:
-                        self._too_slow()
-                        break
+            n = link.write_now(buf, start, size)
         except OSError:
             self._lost()
-        except asyncio.CancelledError:
-            pass
+            return True
+        if n < size:
+            self._enqueue(bytes(memoryview(buf)[start + n : start + size]))
+        return True
 
-    def _too_slow(self):
-        self.server.log("closing a client that stopped reading", self.remote_address)
-        if self.conn.state == OPEN and self.conn.start_close(CLOSE_POLICY_VIOLATION, "too slow"):
+    def _enqueue(self, frame):
+        """Queue a frame; a full queue loses its oldest frame that has not
+        started going out (counted in dropped)."""
+        if self._closed:
+            return
+        queue = self._queue
+        size = len(queue)
+        if self._q_count == size:
+            self.dropped += 1
+            if not self._q_offset:
+                queue[self._q_start] = None
+                self._q_start = (self._q_start + 1) % size
+            elif size == 1:
+                return  # its one frame is half out: the new one is lost
+            else:  # the first frame is half out: the second goes
+                at = (self._q_start + 1) % size
+                for _ in range(size - 2):
+                    queue[at] = queue[(at + 1) % size]
+                    at = (at + 1) % size
+            self._q_count -= 1
+        if not self._q_count:
+            self._progress = ticks_ms()
+        queue[(self._q_start + self._q_count) % size] = frame
+        self._q_count += 1
+        self.server._backlog = True
+
+    def _flush_queue(self):
+        """Write queued frames while the socket takes them: True once empty."""
+        if self._sending and self._s_done:
+            return False
+        link = self.link
+        queue = self._queue
+        while self._q_count:
+            frame = queue[self._q_start]
+            offset = self._q_offset
+            left = len(frame) - offset
+            if not offset and not link.has_room(left):
+                return False
             try:
-                self._out.write(self.conn.control_view())  # best effort
-                self._out.flush()
+                n = link.write_now(frame, offset, left)
             except OSError:
-                pass
-        self.close_code = CLOSE_POLICY_VIOLATION
-        self._lost()
+                self._lost()
+                return True
+            if n:
+                self._progress = ticks_ms()
+            if n < left:
+                self._q_offset = offset + n
+                return False
+            queue[self._q_start] = None
+            self._q_start = (self._q_start + 1) % len(queue)
+            self._q_count -= 1
+            self._q_offset = 0
+        return True
 
     # -------------------------------------------------------------- closing
 
     async def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
         """The closing handshake (7.1.2): send a close, wait for the peer's
         reply up to close_timeout, then drop the connection."""
-        conn = self.conn
-        if conn.start_close(code, reason):
-            await self._send_control()
-        if not self._done.is_set():
-            try:
-                await compat.wait_for_ms(self._done.wait(), self.server.close_timeout_ms)
-            except asyncio.TimeoutError:
-                self._lost()
-
-    def _lost(self):
-        """Drop the TCP connection now; the reading loop then ends."""
-        if self.close_code is None:
-            self.close_code = 1006
-        compat.abort(self._writer)
-        self._mark_closed()
-
-    def _mark_closed(self):
         if self._closed:
             return
-        self._closed = True
-        self._inbox_ready.set()  # wake receive()
-        self._inbox_free.set()
-        if self._queue_ready is not None:
-            self._queue_ready.set()  # let the writer task end
+        if self.conn.start_close(code, reason):
+            self._send_control()
+        timeout = self.server.close_timeout_ms
+        if self._receiving:  # the handler's receive reads the reply
+            waited = 0
+            while not self._closed and waited < timeout:
+                await sleep_ms(10)
+                waited += 10
+        else:
+            try:
+                await wait_for_ms(self._read_to_end(), timeout)
+            except asyncio.TimeoutError:
+                pass
+        if not self._closed:
+            self._lost()
 
-    # ---------------------------------------------------------- reading loop
-
-    async def _read_loop(self):
-        """Read frames until the connection closes; hand messages over."""
-        conn = self.conn
-        reader = self._reader
-        close_timeout = self.server.close_timeout_ms
-        chunk = compat.READ_CHUNK
+    async def _read_to_end(self):
+        """Read, dropping messages, until the connection ends."""
         try:
-            while conn.read_size and not self._closed:
-                if chunk:  # CPython: what has arrived, often many frames
-                    if conn.state == OPEN:
-                        data = await reader.read(chunk)
-                    else:  # closing: the peer has close_timeout to answer
-                        data = await compat.wait_for_ms(reader.read(chunk), close_timeout)
-                    if not data:
-                        conn.receive_eof()
-                        break
-                    self._last_seen = ticks_ms()
-                    await self._feed(data)
-                    continue
-                # MicroPython: exactly what the parser asks for, into its buffer
-                view = conn.receive_view()
-                if conn.state == OPEN:
-                    n = await compat.read_into(reader, view)
-                else:
-                    n = await compat.wait_for_ms(compat.read_into(reader, view), close_timeout)
-                if not n:
-                    conn.receive_eof()
-                    break
-                self._last_seen = ticks_ms()
-                event = conn.received(n)
-                if event != EV_NONE:
-                    await self._event(event)
-        except asyncio.TimeoutError:
-            pass  # no close reply in time
-        except (OSError, EOFError):
+            while True:
+                await self.receive_message()
+        except ConnectionClosed:
             pass
-        finally:
-            if conn.state == CLOSED and self.close_code is None:
-                self.close_code = conn.fail_code or conn.close_code
-            if self.close_code is None:
-                self.close_code = conn.fail_code or 1006
-            self._mark_closed()
-            self._done.set()
-            self._out.flush()
-            await compat.close_stream(self._writer)
 
-    async def _feed(self, data):
-        """Give the parser bytes already read, as many at a time as it asks for."""
-        conn = self.conn
-        buf = conn.buffer
-        data = memoryview(data)
-        i = 0
-        end = len(data)
-        while i < end and conn.read_size and not self._closed:
-            n = conn.read_size
-            if n > end - i:
-                n = end - i
-            pos = conn.read_pos
-            buf[pos : pos + n] = data[i : i + n]
-            i += n
-            event = conn.received(n)
-            if event == EV_NONE:
-                continue
-            if event == EV_BINARY and not conn.control_size:  # _deliver(), inlined
-                inbox = self._inbox
-                inbox.append(conn.event_payload())
-                self._inbox_bytes += conn.event_size
-                self._inbox_ready.set()
-                if len(inbox) >= self._inbox_size or self._inbox_bytes >= self._inbox_max_bytes:
-                    await self._wait_for_room()
-            else:
-                await self._event(event)
+    def _fail_now(self, code):
+        """Close at once, allocating nothing: for a MemoryError."""
+        if not self._closed:
+            if self.conn.state == OPEN and self.conn.start_close(code, ""):
+                self._send_control()
+            self.close_code = code
+            self._finish()
 
-    async def _event(self, event):
-        """Act on what received() reported."""
-        conn = self.conn
-        if conn.control_size:
-            await self._caught_up()
-            await self._send_control()
-        if event == EV_TEXT:
-            await self._deliver(conn.event_text())
-        elif event == EV_BINARY:
-            await self._deliver(conn.event_payload())
-        elif event == EV_PONG:
-            self._ping_sent = None
-        elif event == EV_FAILED:
-            self.server.log("protocol error, closing with", conn.fail_code, self.remote_address)
+    def _too_slow(self):
+        self.server.log("closing a client that stopped reading", self.remote_address)
+        self._q_count = 0  # what waits will never go: the close goes alone
+        self._q_offset = 0
+        self.close_code = CLOSE_POLICY_VIOLATION
+        if self.conn.state == OPEN and self.conn.start_close(CLOSE_POLICY_VIOLATION, "too slow"):
+            if not self._sending:
+                self._send_control()
+        self._lost()
 
-    # ------------------------------------------------------------- keepalive
+    def _lost(self):
+        """Drop the TCP connection now; whoever waits on it is woken."""
+        if self._closed:
+            return
+        if self.close_code is None:
+            self.close_code = 1006
+        self._closed = True
+        self._sending = False
+        self.link.close()
 
-    def _keepalive(self, now, server):
-        """Called by the server's keepalive task about once a second."""
+    # ------------------------------------------------- housekeeping's part
+
+    def _tend(self, now, keepalive):
+        """Called by the housekeeping task: flush the queue, read for a
+        handler busy elsewhere, keepalive. True while frames still wait."""
+        if self._closed:
+            return False
+        if self._q_count and not self._sending:
+            self._flush_queue()
+        if self._q_count and ticks_diff(now, self._progress) > self.server.send_timeout_ms:
+            self._too_slow()
+            return False
+        if not self._receiving and not self._held and not self._closed:
+            try:
+                self._held = self._pump()
+            except ConnectionClosed:
+                return False
+            except OSError:
+                self._lost()
+                return False
+        if keepalive:
+            self._keepalive(now)
+        return self._q_count > 0
+
+    def _keepalive(self, now):
+        server = self.server
         if self._closed or self.conn.state != OPEN:
             return
         if self._ping_sent is not None:
             if ticks_diff(now, self._ping_sent) > server.ping_timeout_ms:
-                self.server.log("no pong in time, dropping", self.remote_address)
+                server.log("no pong in time, dropping", self.remote_address)
                 self.close_code = CLOSE_INTERNAL_ERROR
                 self._lost()
             return
@@ -506,36 +592,27 @@ class WebSocket:
             asyncio.create_task(self.close(CLOSE_GOING_AWAY, "idle"))
             return
         if server.ping_interval_ms and ticks_diff(now, self._last_ping) >= server.ping_interval_ms:
-            if self._lock.locked():
-                return  # a write is under way; ping next time
             self._last_ping = self._ping_sent = now
-            size = self.conn.frame_header(OP_PING, 0)
-            try:
-                self._out.write(self.conn.header_view(size))
-            except OSError:
-                self._lost()
+            if not self._output(PING, 0, 2):
+                self._enqueue(PING)
 
 
 class Server:
     """An HTTP + WebSocket server on one port.
 
     Options (seconds for times; defaults fit a small board):
-      max_clients=4          WebSocket clients at once; one more gets 503
+      max_clients=4          WebSocket clients at once; one more gets 503.
+                             Their slots and buffers are made by start().
       max_message_size=1024  largest message received (the receive buffer)
       max_head_size=4096     largest HTTP request head (431 beyond)
       head_timeout=5         time to send the request head (slowloris)
-      queue_size=8           broadcast messages queued per client
+      queue_size=8           frames queued per slow client
       send_timeout=10        a client that accepts no data for this long is closed
       ping_interval=20       keepalive ping period (0: no pings)
       ping_timeout=10        time for the pong before the client is dropped
       idle_timeout=0         close a client that sends nothing for so long (0: never)
       close_timeout=2        time for the peer's close reply
       origins=None           allow-list of Origin values for every route
-
-    Attributes (set them before start()):
-      receive_queue          received messages that may wait for a client's
-                             handler: 1 on MicroPython (heap), 64 on CPython
-      receive_queue_bytes    ... or this many bytes of them (64 KiB)
     """
 
     def __init__(self, max_clients: int = 4, max_message_size: int = 1024, max_head_size: int = 4096,
@@ -543,6 +620,8 @@ class Server:
                  ping_interval: float = 20, ping_timeout: float = 10, idle_timeout: float = 0,
                  close_timeout: float = 2, origins: "Optional[Sequence[Optional[str]]]" = None,
                  log: "Callable[..., Any]" = _log) -> None:
+        if max_clients < 1 or queue_size < 1:
+            raise ValueError("max_clients and queue_size must be at least 1")
         self.max_clients = max_clients
         self.max_message_size = max_message_size
         self.max_head_size = max_head_size
@@ -555,16 +634,17 @@ class Server:
         self.close_timeout_ms = int(close_timeout * 1000)
         self.origins = origins
         self.log = log
-        self.receive_queue = compat.RECEIVE_QUEUE
-        self.receive_queue_bytes = compat.RECEIVE_QUEUE_BYTES
         self.clients = []  # type: list[WebSocket]  # every connected WebSocket
+        self._free = []  # type: list[WebSocket]  # the slots no client holds
+        self._scratch = None  # type: Any
+        self._backlog = False  # some client's queue holds frames
         self._ws_routes = {}  # type: dict[str, _Route]
         self._http_routes = {}  # type: dict[str, Any]
         self._static = []  # type: list[tuple[str, str]]
         self._listener = None  # type: Any
-        self._keepalive_task = None  # type: Any
+        self._housekeeping_task = None  # type: Any
         self._stopped = None  # type: Any
-        self._connections = []  # type: list[Any]  # writers of every open TCP connection
+        self._links = []  # type: list[Any]  # every open TCP connection
 
     # -------------------------------------------------------------- routing
 
@@ -577,7 +657,7 @@ class Server:
         """
 
         def register(handler):
-            self._ws_routes[path] = _Route(handler, subprotocols, origins)
+            self._ws_routes[path] = _Route(self, handler, subprotocols, origins)
             return handler
 
         return register
@@ -585,8 +665,8 @@ class Server:
     def route(self, path: str, methods: "Sequence[str]" = ("GET",)) -> "Callable[[Handler], Handler]":
         """Decorator: a plain HTTP handler(request) for path.
 
-        It may be async; it returns a Response, str (HTML), bytes, or a
-        dict/list (JSON). HEAD is answered wherever GET is.
+        It may be async; it returns a Response (microws.http), str (HTML),
+        bytes, or a dict/list (JSON). HEAD is answered wherever GET is.
         """
 
         def register(handler):
@@ -608,23 +688,28 @@ class Server:
     # -------------------------------------------------------------- running
 
     async def start(self, host: str = "0.0.0.0", port: int = 80, ssl: "Any" = None) -> "Server":
-        """Start listening; returns at once, the server runs in tasks."""
+        """Make the client slots, start listening; returns at once.
+
+        Raises MemoryError when max_clients slots of max_message_size do
+        not fit: lower one of them.
+        """
+        if not self._free and not self.clients:
+            try:
+                self._scratch = bytearray(SCRATCH_SIZE)
+                self._free = [WebSocket(self) for _ in range(self.max_clients)]
+            except MemoryError:
+                self._free = []
+                raise MemoryError("no heap for %d clients of %d bytes: lower max_clients or max_message_size"
+                                  % (self.max_clients, self.max_message_size))
         self._stopped = asyncio.Event()
-        if ssl is None:
-            self._listener = await asyncio.start_server(self._serve_client, host, port)
-        else:
-            self._listener = await asyncio.start_server(self._serve_client, host, port, ssl=ssl)
-        if self.ping_interval_ms or self.idle_timeout_ms:
-            self._keepalive_task = asyncio.create_task(self._keepalive_loop())
+        self._listener = await runtime.listen(self, host, port, ssl)
+        self._housekeeping_task = asyncio.create_task(self._housekeeping())
         return self
 
     @property
     def port(self) -> "Optional[int]":
-        """The port actually listened on (CPython; useful with port 0)."""
-        sockets = getattr(self._listener, "sockets", None)
-        if sockets:
-            return sockets[0].getsockname()[1]
-        return None
+        """The port actually listened on (useful with port 0)."""
+        return self._listener.port if self._listener is not None else None
 
     async def serve_forever(self, host: str = "0.0.0.0", port: int = 80, ssl: "Any" = None) -> None:
         await self.start(host, port, ssl)
@@ -646,50 +731,63 @@ class Server:
             return
         listener = self._listener
         self._listener = None
-        listener.close()
-        if self._keepalive_task is not None:
-            self._keepalive_task.cancel()
-            self._keepalive_task = None
+        if self._housekeeping_task is not None:
+            self._housekeeping_task.cancel()
+            self._housekeeping_task = None
         closing = []
         for ws in list(self.clients):
             closing.append(ws.close(CLOSE_GOING_AWAY, "server shutdown"))
         if closing:
             await asyncio.gather(*closing)
-        for writer in list(self._connections):
-            compat.abort(writer)  # HTTP requests still in progress
-        try:
-            await compat.wait_for_ms(listener.wait_closed(), 1000)
-        except asyncio.TimeoutError:
-            pass
+        for link in list(self._links):
+            link.close()  # HTTP requests still in progress
+        await listener.close()
         if self._stopped is not None:
             self._stopped.set()
 
-    async def _keepalive_loop(self):
+    async def _housekeeping(self):
+        last_keepalive = ticks_ms()
         while True:
-            await compat.sleep_ms(1000)
+            await sleep_ms(BACKLOG_TICK_MS if self._backlog else KEEPALIVE_TICK_MS)
             now = ticks_ms()
-            for ws in list(self.clients):
-                ws._keepalive(now, self)
+            keepalive = ticks_diff(now, last_keepalive) >= KEEPALIVE_TICK_MS
+            if keepalive:
+                last_keepalive = now
+            backlog = False
+            for ws in self.clients:
+                if ws._tend(now, keepalive):
+                    backlog = True
+            self._backlog = backlog
 
     # --------------------------------------------------------- one client
 
-    async def _serve_client(self, reader, writer):
-        self._connections.append(writer)
+    async def _serve_client(self, link):
+        """One TCP connection, from its request head to its end."""
+        self._links.append(link)
         try:
             try:
-                request = await compat.wait_for_ms(self._read_head(reader), self.head_timeout_ms)
+                request = await wait_for_ms(self._read_head(link), self.head_timeout_ms)
             except asyncio.TimeoutError:
-                await self._answer(writer, error_response(408, "request head too slow"))
+                await link.write_all(error_response(408, "request head too slow"))
                 return
-            except HandshakeError as error:
-                await self._answer(writer, error.response())
+            except HTTPError as error:
+                await link.write_all(error.response())
                 return
             if request is None:
                 return  # closed before a request came
-            if request.path in self._ws_routes:
-                await self._serve_websocket(request, reader, writer)
+            route = self._ws_routes.get(request.path)
+            if route is not None:
+                await self._serve_websocket(route, request, link)
             else:
-                await self._serve_http(request, writer)
+                from .http import serve_http  # only what pages need: loaded on the first
+
+                await serve_http(self, request, link)
+        except MemoryError:
+            # Before a 101 (the WebSocket path handles its own): say so.
+            try:
+                link.write_now(runtime.BUSY, 0, len(runtime.BUSY))
+            except OSError:
+                pass
         except (OSError, EOFError):
             pass
         except asyncio.CancelledError:
@@ -697,130 +795,78 @@ class Server:
         except Exception as error:
             self.log("error serving a client:", repr(error))
         finally:
-            self._connections.remove(writer)
-            await compat.close_stream(writer)
+            self._links.remove(link)
+            link.close()
 
-    async def _read_head(self, reader):
+    async def _read_head(self, link):
         head = HeadReader(self.max_head_size)
         while True:
             # One more byte than the head may still hold: an overlong line
             # ends here and feed_line answers 431.
-            line = await _read_line(reader, self.max_head_size - head.size + 1)
+            line = await link.read_line(self.max_head_size - head.size + 1)
             if not line:
                 if head.size:
-                    raise HandshakeError(400, "request head ended early")
+                    raise HTTPError(400, "request head ended early")
                 return None
             if head.feed_line(line):
                 return head.request()
 
-    async def _answer(self, writer, response):
-        writer.write(response)
-        await writer.drain()
-
-    async def _serve_websocket(self, request, reader, writer):
-        route = self._ws_routes[request.path]
-        try:
-            if len(self.clients) >= self.max_clients:
-                raise HandshakeError(503, "too many clients", (("Retry-After", "5"),))
-            subprotocol = None
-            if route.subprotocols:
-                for offered in offered_subprotocols(request):
-                    if offered in route.subprotocols:
-                        subprotocol = offered
-                        break
-            origins = route.origins if route.origins is not None else self.origins
-            response = accept(request, subprotocol, origins)
-        except HandshakeError as error:
-            await self._answer(writer, error.response())
+    async def _serve_websocket(self, route, request, link):
+        """Everything a client needs is taken before its 101: a slot, the
+        response, the handler's coroutine. Beyond them it gets 503."""
+        if not self._free:
+            await link.write_all(error_response(503, "too many clients", (("Retry-After", "5"),)))
             return
-        await self._answer(writer, response)
-        conn = Connection(self.max_message_size)
-        ws = WebSocket(self, reader, writer, request, subprotocol, conn)
-        self.clients.append(ws)
-        route.group.clients.append(ws)
-        handler_task = asyncio.create_task(self._run_handler(route.handler, ws))
+        subprotocol = None
+        if route.subprotocols:
+            for offered in offered_subprotocols(request):
+                if offered in route.subprotocols:
+                    subprotocol = offered
+                    break
+        origins = route.origins if route.origins is not None else self.origins
         try:
-            await ws._read_loop()
+            response = accept(request, subprotocol, origins)
+        except HTTPError as error:
+            await link.write_all(error.response())
+            return
+        ws = self._free.pop()
+        try:
+            handler = route.handler(ws)
+            self.clients.append(ws)
+            route.group.clients.append(ws)
+        except MemoryError:
+            self._free.append(ws)
+            raise
+        try:
+            try:
+                ws._open(link, request, subprotocol)
+                await link.write_all(response)
+            except BaseException:
+                handler.close()  # never started
+                raise
+            await self._run_handler(handler, ws)
         finally:
+            if not ws._closed:
+                ws._lost()
             self.clients.remove(ws)
             route.group.clients.remove(ws)
-            if ws._writer_task is not None:
-                ws._writer_task.cancel()
-        try:
-            await compat.wait_for_ms(handler_task, self.close_timeout_ms)
-        except asyncio.TimeoutError:
-            handler_task.cancel()  # a handler that ignores its closed connection
+            ws._release()
+            self._free.append(ws)
 
     async def _run_handler(self, handler, ws):
         try:
-            await handler(ws)
+            await handler
         except ConnectionClosed:
             return
         except asyncio.CancelledError:
             raise
+        except MemoryError:
+            self.log("out of memory serving", ws.path, "closing with 1011")
+            ws._fail_now(CLOSE_INTERNAL_ERROR)
+            return
         except Exception as error:
             self.log("handler error on", ws.path, repr(error))
             await ws.close(CLOSE_INTERNAL_ERROR, "internal error")
             return
         await ws.close(CLOSE_NORMAL)
-
-    async def _serve_http(self, request, writer):
-        method = request.method
-        head_only = method == "HEAD"
-        try:
-            if request.path in self._http_routes:
-                handler, methods = self._http_routes[request.path]
-                if method not in methods and not (head_only and "GET" in methods):
-                    raise HandshakeError(405, "method not allowed", (("Allow", ", ".join(methods)),))
-                result = handler(request)
-                if hasattr(result, "send"):  # a coroutine: the handler was async
-                    result = await result
-                response = Response.from_result(result)
-                writer.write(response.head())
-                if not head_only:
-                    writer.write(response.body)
-                await writer.drain()
-                return
-            for prefix, folder in self._static:
-                if request.path.startswith(prefix) or request.path + "/" == prefix:
-                    if method != "GET" and not head_only:
-                        raise HandshakeError(405, "method not allowed", (("Allow", "GET, HEAD"),))
-                    rest = request.path[len(prefix) - 1 :] or "/"
-                    path, gzipped = find_static(folder, _Rebased(request, rest))
-                    name = path[:-3] if gzipped else path
-                    await send_file(writer, path, name, gzipped, head_only)
-                    return
-            raise HandshakeError(404, "not found")
-        except HandshakeError as error:
-            response = error.response()
-            if head_only:
-                response = response[: response.find(b"\r\n\r\n") + 4]
-            await self._answer(writer, response)
-
-
-async def _read_line(reader, limit):
-    """One line of at most `limit` bytes.
-
-    Not reader.readline(): MicroPython's has no limit, so a client sending
-    one endless line would fill the heap. Byte by byte costs a few hundred
-    reads per request head, and never reads past the head's end (frames
-    may follow it at once).
-    """
-    line = bytearray()
-    while len(line) < limit:
-        byte = await reader.read(1)
-        if not byte:
-            break
-        line += byte
-        if byte == b"\n":
-            break
-    return bytes(line)
-
-
-class _Rebased:
-    """A request seen with its path relative to a static mount."""
-
-    def __init__(self, request, path):
-        self.path = path
-        self.header = request.header
 
