@@ -1,21 +1,24 @@
 """The server's I/O on MicroPython: its sockets, driven without allocating.
 
 Why not asyncio's streams, as on CPython: every awaited read there creates a
-generator, every wait in asyncio's I/O queue allocates a list and a poll
-entry, a write the socket does not take grows `out_buf` without bound, and
-the accepting task dies on the first MemoryError. Here:
+generator, every wait in asyncio's I/O queue allocates an entry and a poll
+registration, a write the socket does not take grows `out_buf` without
+bound, and the accepting task dies on the first MemoryError. Here:
 
 - the server accepts connections itself, and a MemoryError while taking
   one on answers it with a 503 made in advance;
-- each WebSocket's socket stays registered in asyncio's I/O queue for the
-  life of the connection ("parked"), so waiting for it allocates nothing;
+- asyncio's I/O queue is replaced (PinningIOQueue, same interface) by one
+  in which a WebSocket's socket stays registered between waits, so waiting
+  on it allocates nothing;
 - the waits are awaitable objects made once per client slot, which end with
   a StopIteration made once too.
 
-This uses two internals of MicroPython's asyncio (core._io_queue and its
-map of [reader, pri, writer, socket] entries, MicroPython 1.23 on). Where
-they differ, parking is off and waits allocate as they do in asyncio.
+This relies on asyncio's core keeping its I/O queue in core._io_queue and
+calling its wait_io_event(), map and remove(); that holds from MicroPython
+1.13 to 1.29.
 """
+
+import select
 
 from asyncio import core
 
@@ -24,73 +27,120 @@ try:
 except ImportError:
     EAGAIN = 11
 
-_io = getattr(core, "_io_queue", None)  # None: a port without sockets (WebAssembly)
-# Parking needs the 4-slot entries (read, pri, write, socket) of 1.23 and later.
-_CAN_PARK = hasattr(_io, "queue_pri") and hasattr(_io, "map")
-POLLPRI = 2
-
 BUSY = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 12\r\nConnection: close\r\nRetry-After: 5\r\n\r\nout of heap\n"
-
 SENDS_BEFORE_YIELD = 16  # a handler that only sends lets other tasks run this often
 
-_parked = []  # type: list  # links whose socket is parked
+_EVENTS = (select.POLLIN, getattr(select, "POLLPRI", 2), select.POLLOUT)
+_FAILED = getattr(select, "POLLERR", 8) | getattr(select, "POLLHUP", 16)
 
 
-def _parker():
-    """Holds the parked sockets' unused POLLPRI slot; runs only when one
-    reports TCP urgent data (lwIP never does; a hostile host can). That
-    socket is unparked for good, so the urgent data cannot spin the poller."""
-    while True:
-        yield
-        for link in _parked:
-            entry = _io.map.get(id(link.sock))
-            if entry is None or entry[1] is None:
-                link.parked = False
-        i = 0
-        while i < len(_parked):
-            if _parked[i].parked:
-                i += 1
+class PinningIOQueue:
+    """asyncio's I/O queue, with pinned sockets: a pinned socket stays
+    registered in the poller while no task waits on it, so the next wait
+    only changes its event mask. Entries: [reader, pri, writer, socket, pinned]."""
+
+    def __init__(self):
+        self.poller = select.poll()
+        self.map = {}
+
+    def _mask(self, entry):
+        mask = 0
+        for i in range(3):
+            if entry[i] is not None:
+                mask |= _EVENTS[i]
+        return mask
+
+    def _enqueue(self, sock, slot):
+        entry = self.map.get(id(sock))
+        task = core.cur_task
+        if entry is None:
+            entry = [None, None, None, sock, False]
+            entry[slot] = task
+            self.map[id(sock)] = entry
+            self.poller.register(sock, _EVENTS[slot])
+        else:
+            if entry[slot] is not None:
+                raise RuntimeError("two tasks wait on one socket")
+            entry[slot] = task
+            self.poller.modify(sock, self._mask(entry))
+        task.data = self  # so that cancelling the task takes it out of here
+
+    def queue_read(self, sock):
+        self._enqueue(sock, 0)
+
+    def queue_pri(self, sock):
+        self._enqueue(sock, 1)
+
+    def queue_write(self, sock):
+        self._enqueue(sock, 2)
+
+    def _dequeue(self, sock):
+        del self.map[id(sock)]
+        self.poller.unregister(sock)
+
+    def pin(self, sock):
+        entry = self.map.get(id(sock))
+        if entry is None:
+            self.map[id(sock)] = [None, None, None, sock, True]
+            self.poller.register(sock, 0)
+        else:
+            entry[4] = True
+
+    def unpin(self, sock, wake=False):
+        """Forget the socket (about to close); wake: its waiting tasks run,
+        to find it closed."""
+        entry = self.map.get(id(sock))
+        if entry is None:
+            return
+        entry[4] = False
+        if wake:
+            for i in range(3):
+                if entry[i] is not None:
+                    core._task_queue.push(entry[i])
+                    entry[i] = None
+        if entry[0] is None and entry[1] is None and entry[2] is None:
+            self._dequeue(sock)
+
+    def remove(self, task):
+        for key in self.map:  # iterating allocates nothing
+            entry = self.map[key]
+            for i in range(3):
+                if entry[i] is task:
+                    entry[i] = None
+                    self._settle(entry, 0)
+                    return
+
+    def _settle(self, entry, events):
+        sock = entry[3]
+        if entry[0] is None and entry[1] is None and entry[2] is None:
+            if entry[4] and not events & _FAILED:
+                self.poller.modify(sock, 0)  # pinned: stays, waits for nothing
             else:
-                _parked.pop(i)
+                self._dequeue(sock)  # an error nobody waits for would spin the poller
+        else:
+            self.poller.modify(sock, self._mask(entry))
+
+    def wait_io_event(self, dt):
+        for sock, events in self.poller.ipoll(dt):
+            entry = self.map[id(sock)]
+            if events & ~select.POLLOUT and entry[0] is not None:
+                core._task_queue.push(entry[0])
+                entry[0] = None
+            if events & _EVENTS[1] and entry[1] is not None:
+                core._task_queue.push(entry[1])
+                entry[1] = None
+            if events & ~select.POLLIN and entry[2] is not None:
+                core._task_queue.push(entry[2])
+                entry[2] = None
+            self._settle(entry, events)
 
 
-_parker_task = None
-
-
-def _park(link):
-    global _parker_task
-    if not _CAN_PARK:
-        return
-    if _parker_task is None:
-        _parker_task = core.create_task(_parker())
-    sock = link.sock
-    entry = _io.map.get(id(sock))
-    if entry is None:
-        _io.map[id(sock)] = [None, _parker_task, None, sock]
-        _io.poller.register(sock, POLLPRI)
-    elif entry[1] is None:
-        entry[1] = _parker_task
-    else:
-        return
-    link.parked = True
-    _parked.append(link)
-
-
-def _unpark(link):
-    if not link.parked:
-        return
-    link.parked = False
-    if link in _parked:
-        _parked.remove(link)
-    sock = link.sock
-    entry = _io.map.get(id(sock))
-    if entry is None:
-        return
-    entry[1] = None
-    if entry[0] is None and entry[2] is None:
-        _io._dequeue(sock)
-    else:
-        _io.poller.modify(sock, _io._ev_mask(entry))
+def _io():
+    """The I/O queue, ours once the server has started."""
+    queue = core._io_queue
+    if type(queue) is not PinningIOQueue and not queue.map:
+        queue = core._io_queue = PinningIOQueue()
+    return queue
 
 
 def _nodelay(sock, socket):
@@ -109,7 +159,6 @@ class Link:
     def __init__(self, sock, peer):
         self.sock = sock
         self.peer = peer
-        self.parked = False
         self.view = None  # the slot's buffer, as views at 0 and 2 (set by attach)
         self.view2 = None
         self.buffer = None
@@ -120,7 +169,7 @@ class Link:
         """One line of at most `limit` bytes (a generator used as coroutine)."""
         line = b""
         while True:
-            yield _io.queue_read(self.sock)
+            yield core._io_queue.queue_read(self.sock)
             part = self.sock.readline(limit - len(line))
             if part is None:
                 continue
@@ -135,18 +184,20 @@ class Link:
         while done < len(view):
             n = self.sock.write(view, done, len(view) - done)
             if n is None:
-                yield _io.queue_write(self.sock)
+                yield core._io_queue.queue_write(self.sock)
             else:
                 done += n
 
     # ----------------------------------------------------------- WebSocket
 
     def attach(self, conn):
-        """The connection's buffer becomes this link's; the socket is parked."""
+        """The connection's buffer becomes this link's; its socket is pinned."""
         self.buffer = conn.buffer
         self.view = conn.view
         self.view2 = conn.view2
-        _park(self)
+        queue = _io()
+        if type(queue) is PinningIOQueue:
+            queue.pin(self.sock)
 
     def read_now(self, pos, size):
         """Bytes read at buffer[pos:], up to size: None when nothing has
@@ -182,10 +233,10 @@ class Link:
         return False  # nothing is kept here that the socket did not take
 
     def wait_readable(self):
-        _io.queue_read(self.sock)
+        core._io_queue.queue_read(self.sock)
 
     def wait_writable(self):
-        _io.queue_write(self.sock)
+        core._io_queue.queue_write(self.sock)
 
     def close(self):
         """Close the socket; a task waiting on it is woken, to find it closed
@@ -193,13 +244,11 @@ class Link:
         sock = self.sock
         if sock is None:
             return
-        _unpark(self)
-        entry = _io.map.get(id(sock))
-        if entry is not None:
-            for task in (entry[0], entry[2]):
-                if task is not None:
-                    core._task_queue.push(task)
-            _io._dequeue(sock)
+        queue = core._io_queue
+        if type(queue) is PinningIOQueue:
+            queue.unpin(sock, True)
+        elif id(sock) in queue.map:
+            queue._dequeue(sock)  # asyncio's own: its waiter is not woken
         self.sock = None
         try:
             sock.close()
@@ -314,8 +363,11 @@ class Listener:
         import socket
 
         sock = self.sock
+        queue = _io()
+        if type(queue) is PinningIOQueue:
+            queue.pin(sock)
         while True:
-            yield _io.queue_read(sock)
+            yield core._io_queue.queue_read(sock)
             client = None
             try:
                 client, peer = sock.accept()
@@ -339,6 +391,9 @@ class Listener:
     async def close(self):
         self.task.cancel()
         await core.sleep_ms(0)  # the accepting task leaves the I/O queue
+        queue = core._io_queue
+        if type(queue) is PinningIOQueue:
+            queue.unpin(self.sock)
         self.sock.close()
 
 

@@ -127,7 +127,17 @@ class Group:
         clients = self.clients
         if not clients:
             return 0
-        opcode, payload, size = _encode(message, text)
+        if isinstance(message, str):
+            message = message.encode("utf-8")
+            text = True
+        if isinstance(message, Message):
+            opcode = OP_TEXT if message.text else OP_BINARY
+            payload = message.buffer
+            size = message.size
+        else:
+            opcode = OP_TEXT if text else OP_BINARY
+            payload = message
+            size = len(message)
         scratch = self.server._scratch
         head = header_size(size)
         if head + size <= len(scratch):
@@ -148,17 +158,6 @@ class Group:
                     shared = bytes(memoryview(frame)[:size])
                 ws._enqueue(shared)
         return len(clients)
-
-
-def _encode(message, text):
-    """(opcode, payload, size) of a str (text), Message, or buffer (binary
-    unless text=True: then the caller vouches that it is UTF-8)."""
-    if isinstance(message, str):
-        payload = message.encode("utf-8")
-        return OP_TEXT, payload, len(payload)
-    if isinstance(message, Message):
-        return (OP_TEXT if message.text else OP_BINARY), message.buffer, message.size
-    return (OP_TEXT if text else OP_BINARY), message, len(message)
 
 
 class _Route:
@@ -329,8 +328,13 @@ class WebSocket:
         """Send a whole message: str as text, a buffer as binary (text=True:
         as text, the caller vouching for its UTF-8), a received Message as it
         came. Await it: the buffer must stay unchanged until then."""
-        opcode, payload, size = _encode(message, text)
-        return self._send_frame(opcode, payload, size, True)
+        # No tuple in between: this path allocates nothing for a buffer or Message.
+        if isinstance(message, Message):
+            return self._send_frame(OP_TEXT if message.text else OP_BINARY, message.buffer, message.size, True)
+        if isinstance(message, str):
+            payload = message.encode("utf-8")
+            return self._send_frame(OP_TEXT, payload, len(payload), True)
+        return self._send_frame(OP_TEXT if text else OP_BINARY, message, len(message), True)
 
     def _send_frame(self, opcode, payload, size, fin):
         if self._closed:
@@ -401,13 +405,17 @@ class WebSocket:
         """Send one message in fragments (str or buffers, all of one kind);
         nothing else is sent in between."""
         previous = None
+        opcode = OP_BINARY
         for fragment in fragments:
             if previous is not None:
-                await self._send_frame(previous[0], previous[1], previous[2], False)
-            previous = _encode(fragment, None)
+                await self._send_frame(opcode, previous, len(previous), False)
+            if isinstance(fragment, str):
+                fragment = fragment.encode("utf-8")
+                opcode = OP_TEXT
+            previous = fragment
         if previous is None:
             raise ValueError("no fragments")
-        await self._send_frame(previous[0], previous[1], previous[2], True)
+        await self._send_frame(opcode, previous, len(previous), True)
 
     async def ping(self, payload: "ReadableBuffer" = b"") -> None:
         await self._send_frame(OP_PING, payload, len(payload), True)
