@@ -4,8 +4,11 @@ For conformance tests (Autobahn), interop tests and benchmarks. Runs under
 CPython and under MicroPython's unix port (no argparse):
 
     python3 tools/echo_server.py [--host 127.0.0.1] [--port 9001]
-        [--max-size BYTES] [--max-clients N]
+        [--max-size BYTES] [--max-clients N] [--lib DIR]
     micropython tools/echo_server.py --port 9001
+
+--lib: where microws is loaded from (default: the repository's lib/; a
+folder of .mpy files compiled by mpy-cross takes far less heap).
 """
 
 import sys
@@ -14,7 +17,12 @@ try:
     _here = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
 except NameError:
     _here = "tools"
-sys.path.insert(0, _here + "/../lib")
+_lib = _here + "/../lib"
+if "--lib" in sys.argv:
+    _at = sys.argv.index("--lib")
+    _lib = sys.argv[_at + 1]
+    del sys.argv[_at : _at + 2]
+sys.path.insert(0, _lib)
 
 from microws.compat import IS_MICROPYTHON  # noqa: E402
 from microws.server import Server  # noqa: E402
@@ -24,7 +32,7 @@ from microws.server import Server  # noqa: E402
 # buffer when it starts).
 DEFAULT_MAX_SIZE = 64 * 1024 if IS_MICROPYTHON else 16 * 1024 * 1024
 DEFAULT_MAX_CLIENTS = 2 if IS_MICROPYTHON else 64
-USAGE = "usage: echo_server.py [--host H] [--port P] [--max-size BYTES] [--max-clients N]"
+USAGE = "usage: echo_server.py [--host H] [--port P] [--max-size BYTES] [--max-clients N] [--lib DIR]"
 
 
 def parse_args(argv):

@@ -63,7 +63,7 @@ def test_ten_thousand_connect_close_cycles_leave_no_memory_behind():
             await asyncio.sleep(0.2)
             gc.collect()
             after = tracemalloc.get_traced_memory()[0]
-            assert server.clients == [] and server._connections == []
+            assert server.clients == [] and server._links == []
             return before, after
         finally:
             await server.stop()

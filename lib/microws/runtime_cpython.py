@@ -165,14 +165,19 @@ class Link:
         await self.writer.drain()
         self._backlog = self.transport.get_write_buffer_size()
 
+    def refuse(self):
+        """Out of memory before any 101: answer 503 and close."""
+        self.write_now(BUSY, 0, len(BUSY))
+        self.close()
+
     def close(self):
         """Send what is written, then close (abort, if it cannot go)."""
         self.flush()
         transport = self.transport
         if not transport.is_closing():
             transport.close()
-            loop = asyncio.get_running_loop()
-            loop.call_later(2, transport.abort)  # a peer that never reads
+            if transport.get_write_buffer_size():
+                asyncio.get_running_loop().call_later(2, transport.abort)  # a peer that never reads
 
 
 class Receiver:

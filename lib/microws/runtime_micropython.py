@@ -20,7 +20,9 @@ calling its wait_io_event(), map and remove(); that holds from MicroPython
 
 import select
 
-from asyncio import core
+import asyncio
+
+core = getattr(asyncio, "core", None)  # None: a port whose asyncio has no core (no sockets either)
 
 try:
     from errno import EAGAIN
@@ -28,6 +30,7 @@ except ImportError:
     EAGAIN = 11
 
 BUSY = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 12\r\nConnection: close\r\nRetry-After: 5\r\n\r\nout of heap\n"
+LINE_PIECE = 128  # request head lines are read this much at a time
 SENDS_BEFORE_YIELD = 16  # a handler that only sends lets other tasks run this often
 
 _EVENTS = (select.POLLIN, getattr(select, "POLLPRI", 2), select.POLLOUT)
@@ -166,16 +169,20 @@ class Link:
     # ----------------------------------------------- request head, plain HTTP
 
     def read_line(self, limit):
-        """One line of at most `limit` bytes (a generator used as coroutine)."""
+        """One line of at most `limit` bytes (a generator used as coroutine).
+        Read in pieces of at most LINE_PIECE: the socket's readline(n)
+        reserves all n bytes at once."""
         line = b""
+        sock = self.sock
         while True:
-            yield core._io_queue.queue_read(self.sock)
-            part = self.sock.readline(limit - len(line))
-            if part is None:
-                continue
-            line += part
-            if not part or line[-1] == 10 or len(line) >= limit:
-                return line
+            yield core._io_queue.queue_read(sock)
+            while True:
+                part = sock.readline(min(LINE_PIECE, limit - len(line)))
+                if part is None:
+                    break
+                line += part
+                if not part or line[-1] == 10 or len(line) >= limit:
+                    return line
 
     def write_all(self, data):
         """Write data (a generator used as coroutine), waiting while the socket is full."""
@@ -238,17 +245,27 @@ class Link:
     def wait_writable(self):
         core._io_queue.queue_write(self.sock)
 
+    def refuse(self):
+        """Out of heap before any 101: answer 503 and close."""
+        if self.sock is not None:
+            self.close_waits()
+            refuse(self.sock)
+            self.sock = None
+
+    def close_waits(self):
+        queue = core._io_queue
+        if type(queue) is PinningIOQueue:
+            queue.unpin(self.sock, True)
+        elif id(self.sock) in queue.map:
+            queue._dequeue(self.sock)  # asyncio's own: its waiter is not woken
+
     def close(self):
         """Close the socket; a task waiting on it is woken, to find it closed
         (a closed socket left in the poller would never wake it)."""
         sock = self.sock
         if sock is None:
             return
-        queue = core._io_queue
-        if type(queue) is PinningIOQueue:
-            queue.unpin(sock, True)
-        elif id(sock) in queue.map:
-            queue._dequeue(sock)  # asyncio's own: its waiter is not woken
+        self.close_waits()
         self.sock = None
         try:
             sock.close()
@@ -341,6 +358,26 @@ class Yield(Done):
         return Done.__next__(self)
 
 
+_DISCARD = bytearray(64)
+
+
+def refuse(sock):
+    """Answer 503 in bytes made in advance, read what the client sent (a
+    close with unread input would reset the connection, and the answer could
+    be lost), close."""
+    try:
+        sock.write(BUSY)
+        for _ in range(64):
+            if not sock.readinto(_DISCARD):
+                break
+    except Exception:
+        pass
+    try:
+        sock.close()
+    except Exception:
+        pass
+
+
 class Listener:
     """The server's listening socket and its accepting task."""
 
@@ -367,7 +404,11 @@ class Listener:
         if type(queue) is PinningIOQueue:
             queue.pin(sock)
         while True:
-            yield core._io_queue.queue_read(sock)
+            try:
+                yield core._io_queue.queue_read(sock)
+            except MemoryError:  # asyncio's own queue, out of heap: try again soon
+                yield from core.sleep_ms(20)
+                continue
             client = None
             try:
                 client, peer = sock.accept()
@@ -377,16 +418,16 @@ class Listener:
                 _nodelay(client, socket)
                 core.create_task(self.server._serve_client(Link(client, peer)))
             except MemoryError:
-                # No heap for this client: tell it so, in bytes made in advance.
+                # No heap for this client: tell it so, in bytes made in
+                # advance, and go on accepting.
+                if client is not None:
+                    refuse(client)
+            except Exception:  # a failed accept or TLS setup ends that client only
                 if client is not None:
                     try:
-                        client.write(BUSY)
                         client.close()
                     except Exception:
                         pass
-            except OSError:
-                if client is not None:
-                    client.close()
 
     async def close(self):
         self.task.cancel()

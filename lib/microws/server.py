@@ -22,6 +22,8 @@ runtime_micropython.py and runtime_cpython.py (compat.runtime).
     server.run(port=8080)
 """
 
+import sys
+
 from .compat import asyncio, load_runtime, sleep_ms, ticks_diff, ticks_ms, wait_for_ms
 from .connection import (
     EV_BINARY,
@@ -66,6 +68,11 @@ PING = b"\x89\x00"  # an empty ping, the keepalive's
 SCRATCH_SIZE = 266  # a broadcast frame up to 256 bytes is built here, not allocated
 BACKLOG_TICK_MS = 20  # how often slow clients' queues are retried
 KEEPALIVE_TICK_MS = 1000
+# Heap a live connection needs beyond its slot, in machine words (measured
+# on the unix port: about 2.1 KB on 64-bit, tools/bench_mp.py); start()
+# checks that max_clients + 1 of these fit beside the slots.
+WORKING_WORDS = 320
+WORD = 8 if sys.maxsize > 1 << 32 else 4
 DONE = runtime.Done()  # what send() returns when the frame went out at once
 
 
@@ -130,13 +137,13 @@ class Group:
         if isinstance(message, str):
             message = message.encode("utf-8")
             text = True
+        payload = message  # type: Any
         if isinstance(message, Message):
             opcode = OP_TEXT if message.text else OP_BINARY
             payload = message.buffer
             size = message.size
         else:
             opcode = OP_TEXT if text else OP_BINARY
-            payload = message
             size = len(message)
         scratch = self.server._scratch
         head = header_size(size)
@@ -705,6 +712,11 @@ class Server:
             try:
                 self._scratch = bytearray(SCRATCH_SIZE)
                 self._free = [WebSocket(self) for _ in range(self.max_clients)]
+                # What each connection takes while it lives (its socket, task,
+                # coroutines, request), and one request head being read: if it
+                # is not there now, the clients could not be served.
+                working = [bytearray(WORKING_WORDS * WORD) for _ in range(self.max_clients + 1)]
+                del working
             except MemoryError:
                 self._free = []
                 raise MemoryError("no heap for %d clients of %d bytes: lower max_clients or max_message_size"
@@ -792,10 +804,7 @@ class Server:
                 await serve_http(self, request, link)
         except MemoryError:
             # Before a 101 (the WebSocket path handles its own): say so.
-            try:
-                link.write_now(runtime.BUSY, 0, len(runtime.BUSY))
-            except OSError:
-                pass
+            link.refuse()
         except (OSError, EOFError):
             pass
         except asyncio.CancelledError:
