@@ -74,6 +74,7 @@ KEEPALIVE_TICK_MS = 1000
 WORKING_WORDS = 320
 WORD = 8 if sys.maxsize > 1 << 32 else 4
 DONE = runtime.Done()  # what send() returns when the frame went out at once
+YIELD = runtime.Yield()  # ... and now and then instead, to let other tasks run
 
 
 def _log(*args):
@@ -189,7 +190,6 @@ class WebSocket:
         self.message = Message(self.conn.view)
         self.link = None  # type: Any  # the runtime's socket wrapper, while connected
         self.request = None  # type: Any
-        self.path = None  # type: Optional[str]
         self.subprotocol = None  # type: Optional[str]
         self.dropped = 0  # broadcast frames lost because this client was slow
         self.close_code = None  # type: Optional[int]
@@ -213,14 +213,12 @@ class WebSocket:
         self._ping_sent = None  # type: Optional[int]
         self._receiver = runtime.Receiver(self)
         self._sender = runtime.Sender(self)
-        self._yield = runtime.Yield()
 
     def _open(self, link, request, subprotocol):
         self.conn.reset()
         self.link = link
         link.attach(self.conn)
         self.request = request
-        self.path = request.path
         self.subprotocol = subprotocol
         self.dropped = 0
         self.close_code = None
@@ -240,6 +238,10 @@ class WebSocket:
         self._s_payload = None
         self.link = None
         self.request = None
+
+    @property
+    def path(self) -> "Optional[str]":
+        return self.request.path if self.request is not None else None
 
     @property
     def closed(self) -> bool:
@@ -360,7 +362,7 @@ class WebSocket:
         self._sends += 1
         if self._sends >= runtime.SENDS_BEFORE_YIELD:
             self._sends = 0
-            return self._yield
+            return YIELD
         return DONE
 
     async def _send_later(self, opcode, payload, size, fin):
@@ -628,12 +630,17 @@ class Server:
       idle_timeout=0         close a client that sends nothing for so long (0: never)
       close_timeout=2        time for the peer's close reply
       origins=None           allow-list of Origin values for every route
+      keep_headers=("host", "origin")
+                             request headers a WebSocket handler can read in
+                             ws.request.header(); the others are dropped
+                             after the handshake, to save heap
     """
 
     def __init__(self, max_clients: int = 4, max_message_size: int = 1024, max_head_size: int = 4096,
                  head_timeout: float = 5, queue_size: int = 8, send_timeout: float = 10,
                  ping_interval: float = 20, ping_timeout: float = 10, idle_timeout: float = 0,
                  close_timeout: float = 2, origins: "Optional[Sequence[Optional[str]]]" = None,
+                 keep_headers: "Sequence[str]" = ("host", "origin"),
                  log: "Callable[..., Any]" = _log) -> None:
         if max_clients < 1 or queue_size < 1:
             raise ValueError("max_clients and queue_size must be at least 1")
@@ -648,6 +655,7 @@ class Server:
         self.idle_timeout_ms = int(idle_timeout * 1000)
         self.close_timeout_ms = int(close_timeout * 1000)
         self.origins = origins
+        self.keep_headers = tuple(name.lower() for name in keep_headers)
         self.log = log
         self.clients = []  # type: list[WebSocket]  # every connected WebSocket
         self._free = []  # type: list[WebSocket]  # the slots no client holds
@@ -847,13 +855,25 @@ class Server:
             await link.write_all(error.response())
             return
         ws = self._free.pop()
+        clients = self.clients
+        group = route.group.clients
         try:
             handler = route.handler(ws)
-            self.clients.append(ws)
-            route.group.clients.append(ws)
+            clients.append(ws)
+            group.append(ws)
         except MemoryError:
+            if ws in clients:
+                clients.remove(ws)
             self._free.append(ws)
             raise
+        # Only what the application may read stays (the rest of the head is
+        # heap this connection would hold for its whole life).
+        keep = {}
+        for name in self.keep_headers:
+            value = request.headers.get(name)
+            if value is not None:
+                keep[name] = value
+        request.headers = keep
         try:
             try:
                 ws._open(link, request, subprotocol)
@@ -861,29 +881,23 @@ class Server:
             except BaseException:
                 handler.close()  # never started
                 raise
-            await self._run_handler(handler, ws)
+            # The handler runs here, in this connection's task: one task a client.
+            try:
+                await handler
+            except ConnectionClosed:
+                pass
+            except MemoryError:
+                self.log("out of memory serving", request.path, "closing with 1011")
+                ws._fail_now(CLOSE_INTERNAL_ERROR)
+            except Exception as error:
+                self.log("handler error on", request.path, repr(error))
+                await ws.close(CLOSE_INTERNAL_ERROR, "internal error")
+            else:
+                await ws.close(CLOSE_NORMAL)
         finally:
             if not ws._closed:
                 ws._lost()
-            self.clients.remove(ws)
-            route.group.clients.remove(ws)
+            clients.remove(ws)
+            group.remove(ws)
             ws._release()
             self._free.append(ws)
-
-    async def _run_handler(self, handler, ws):
-        try:
-            await handler
-        except ConnectionClosed:
-            return
-        except asyncio.CancelledError:
-            raise
-        except MemoryError:
-            self.log("out of memory serving", ws.path, "closing with 1011")
-            ws._fail_now(CLOSE_INTERNAL_ERROR)
-            return
-        except Exception as error:
-            self.log("handler error on", ws.path, repr(error))
-            await ws.close(CLOSE_INTERNAL_ERROR, "internal error")
-            return
-        await ws.close(CLOSE_NORMAL)
-
