@@ -36,7 +36,7 @@ from .frames import (
     is_valid_close_code,
     write_header,
 )
-from .utf8 import Utf8Validator, is_valid
+from .utf8 import Utf8Validator
 
 try:
     from typing import TYPE_CHECKING
@@ -89,11 +89,6 @@ class Connection:
         self.control_out = bytearray(2 + MAX_CONTROL_PAYLOAD)
         # Header of an outgoing data frame, sent in front of the payload.
         self.header_out = bytearray(MAX_SERVER_HEADER)
-        self._header_views = (
-            memoryview(self.header_out)[:2],
-            memoryview(self.header_out)[:4],
-            memoryview(self.header_out)[:10],
-        )
         self.view2 = self.view[2:]  # where a header's extended length and mask are read
         self._mask = bytearray(4)
         self._utf8 = Utf8Validator()
@@ -103,10 +98,10 @@ class Connection:
         """A new connection in the same buffers (a server reuses them)."""
         self.control_size = 0
         self.state = OPEN
-        self.failed = False  # a protocol violation: input is discarded
         self.close_code = None  # type: Optional[int]  # the peer's close code, once received
-        self.fail_code = None  # type: Optional[int]  # the code we failed the connection with
-        self.close_sent_code = None  # type: Optional[int]
+        # The code we failed the connection with (a protocol violation):
+        # from then on input is discarded.
+        self.fail_code = None  # type: Optional[int]
         self.event_start = 0
         self.event_size = 0
 
@@ -122,7 +117,6 @@ class Connection:
         self._message_opcode = 0  # 0: no fragmented message in progress
         self._discarding = False  # reading a frame only to skip it
         self._sending_fragments = False
-        self._pending = None  # type: Optional[List[bytes]]  # for the allocating conveniences
 
     # ------------------------------------------------------------------ input
 
@@ -162,7 +156,7 @@ class Connection:
         masked = b1 & 0x80 != 0
         length = b1 & 0x7F
         event = EV_NONE
-        if not self.failed:
+        if self.fail_code is None:
             kind = b0 & 0x7F  # RSV bits and opcode
             if masked and (kind == OP_BINARY or kind == OP_TEXT) and not self._message_opcode:
                 reason = None  # the usual frame: a whole message, or its first fragment
@@ -219,7 +213,7 @@ class Connection:
                 # 4 GiB or more (2**63 among them) exceeds every limit; the rest
                 # of such a stream is not worth reading, and the number is not
                 # worth building (a board's small ints have 31 bits).
-                event = EV_NONE if self.failed else self._fail(CLOSE_TOO_BIG, b"message too big")
+                event = EV_NONE if self.fail_code is not None else self._fail(CLOSE_TOO_BIG, b"message too big")
                 self._finish_reading()
                 return event
             length = (buf[pos + 4] << 24) | (buf[pos + 5] << 16) | (buf[pos + 6] << 8) | buf[pos + 7]
@@ -231,11 +225,11 @@ class Connection:
             mask[2] = buf[pos + 2]
             mask[3] = buf[pos + 3]
         event = EV_NONE
-        if self._opcode < OP_CLOSE and not self.failed:
+        if self._opcode < OP_CLOSE and self.fail_code is None:
             if length > self.max_frame_size or self._message_size + length > self.max_message_size:
                 # 1009 before a byte of the payload is read (7.4.1)
                 event = self._fail(CLOSE_TOO_BIG, b"message too big")
-        self._discarding = self.failed and (self._opcode < OP_CLOSE or length > MAX_CONTROL_PAYLOAD)
+        self._discarding = self.fail_code is not None and (self._opcode < OP_CLOSE or length > MAX_CONTROL_PAYLOAD)
         self._payload_left = length
         self._payload_done = 0
         self._step = _PAYLOAD
@@ -261,7 +255,7 @@ class Connection:
         if not self._discarding:
             unmask(self.buffer, start, start + n, self._mask, self._payload_done)
             opcode = self._opcode
-            if not self.failed and (opcode == OP_TEXT or (
+            if self.fail_code is None and (opcode == OP_TEXT or (
                     opcode == OP_CONTINUATION and self._message_opcode == OP_TEXT)):
                 # Fail fast: invalid UTF-8 is refused in the read it arrives in.
                 utf8 = self._utf8
@@ -307,7 +301,7 @@ class Connection:
         self.event_size = size
         if opcode == OP_CLOSE:
             return self._close_frame(start, size)
-        if self.failed:
+        if self.fail_code is not None:
             return EV_NONE
         if opcode == OP_PONG:
             return EV_PONG
@@ -318,7 +312,7 @@ class Connection:
 
     def _close_frame(self, start, size):
         """5.5.1 and 7.1.5: the peer's close; echo its code unless we sent ours."""
-        if self.failed:
+        if self.fail_code is not None:
             self.event_size = 0  # the peer's answer to our close: not inspected
             self._finish()
             return EV_CLOSE
@@ -359,7 +353,6 @@ class Connection:
     def _fail(self, code, reason):
         """_Fail the WebSocket Connection_ (7.1.7): queue a close, then discard
         input, still reading frame by frame for the peer's close."""
-        self.failed = True
         self.fail_code = code
         if self.state == OPEN:
             self._build_close(code, reason)
@@ -396,19 +389,14 @@ class Connection:
                 out[4 : size + 2] = reason
         out[1] = size
         self.control_size = 2 + size
-        self.close_sent_code = CLOSE_NO_STATUS if code is None else code
         self.state = CLOSING
-
-    def control_view(self) -> memoryview:
-        """The control frame waiting to be sent (allocates a view on MicroPython)."""
-        return memoryview(self.control_out)[: self.control_size]
 
     # ------------------------------------------------------------ outgoing data
 
     def frame_header(self, opcode: int, length: int, fin: bool = True) -> int:
         """Write the header of an outgoing data frame into header_out.
 
-        Returns the header size; send header_view(size) then the payload.
+        Returns the header size; send that much of header_out, then the payload.
         Pass the message's opcode for every fragment: continuation frames
         are written as such.
         """
@@ -423,90 +411,6 @@ class Connection:
             self._sending_fragments = not fin
         return write_header(self.header_out, 0, wire_opcode, length, fin)
 
-    def header_view(self, size: int) -> memoryview:
-        """A preallocated view of the first `size` bytes of header_out."""
-        return self._header_views[0 if size == 2 else (1 if size == 4 else 2)]
-
-    def check_can_send_message(self) -> None:
-        """For a frame built elsewhere (a broadcast encoded once for all)."""
-        if self.state != OPEN:
-            raise ConnectionClosed("the close handshake has started")
-        if self._sending_fragments:
-            raise ValueError("a fragmented message is being sent")
-
-    # ------------------------------------------------- allocating conveniences
-
-    def receive_view(self) -> memoryview:
-        """Where the next bytes go, as a view (allocates on MicroPython)."""
-        return self.view[self.read_pos : self.read_pos + self.read_size]
-
-    def event_payload(self) -> bytes:
-        """The current event's payload as new bytes."""
-        return bytes(self.view[self.event_start : self.event_start + self.event_size])
-
-    def event_text(self) -> str:
-        return self.event_payload().decode("utf-8")
-
-    def receive_data(self, data: "ReadableBuffer") -> "List[Tuple[int, Any]]":
-        """Feed bytes from the network; return a list of (event, value).
-
-        value: str for EV_TEXT, bytes for EV_BINARY/EV_PING/EV_PONG,
-        (code, reason) for EV_CLOSE, the close code for EV_FAILED.
-        Control replies are queued for data_to_send().
-        """
-        events = []
-        data = memoryview(data)
-        i = 0
-        while i < len(data) and self.read_size:
-            n = min(self.read_size, len(data) - i)
-            self.buffer[self.read_pos : self.read_pos + n] = data[i : i + n]
-            i += n
-            event = self.received(n)
-            if event != EV_NONE:
-                events.append((event, self._event_value(event)))
-            self._queue_control()
-        return events
-
-    def _event_value(self, event):
-        if event == EV_TEXT:
-            return self.event_text()
-        if event == EV_CLOSE:
-            return (self.close_code, self.event_text())
-        if event == EV_FAILED:
-            return self.fail_code
-        return self.event_payload()
-
-    def _queue_control(self):
-        if self.control_size:
-            self._queue(bytes(self.control_out[: self.control_size]))
-            self.control_size = 0
-
-    def _queue(self, data):
-        if self._pending is None:
-            self._pending = []
-        self._pending.append(data)
-
-    def data_to_send(self) -> bytes:
-        """Bytes queued by receive_data() and the send_*() conveniences."""
-        if not self._pending:
-            return b""
-        data = b"".join(self._pending)
-        self._pending = None
-        return data
-
-    def send_message(self, data: "Union[str, ReadableBuffer]", fin: bool = True, opcode: "Optional[int]" = None) -> None:
-        """Queue a text (str) or binary message, or one fragment of it."""
-        if opcode is None:
-            opcode = OP_TEXT if isinstance(data, str) else OP_BINARY
-        if isinstance(data, str):
-            data = data.encode("utf-8")
-        size = self.frame_header(opcode, len(data), fin)
-        self._queue(bytes(self.header_out[:size]) + bytes(data))
-
-    def send_ping(self, payload: "ReadableBuffer" = b"") -> None:
-        size = self.frame_header(OP_PING, len(payload))
-        self._queue(bytes(self.header_out[:size]) + bytes(payload))
-
     def start_close(self, code: int = CLOSE_NORMAL, reason: str = "") -> bool:
         """Begin the closing handshake (7.1.2): the close goes into control_out.
 
@@ -517,8 +421,3 @@ class Connection:
         body = close_payload(code, reason)  # validates code and reason
         self._build_close(code, body[2:])
         return True
-
-    def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
-        """start_close(), queued for data_to_send()."""
-        if self.start_close(code, reason):
-            self._queue_control()

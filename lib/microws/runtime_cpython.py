@@ -147,6 +147,11 @@ class Link:
         self._size += size
         return size
 
+    def write_frame(self, header, header_size, payload, size):
+        """A frame's header and payload; the bytes taken (all of them)."""
+        self.write_now(header, 0, header_size)
+        return header_size + self.write_now(payload, 0, size)
+
     def flush(self):
         parts = self._parts
         if not parts:

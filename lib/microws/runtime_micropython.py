@@ -146,6 +146,33 @@ def _io():
     return queue
 
 
+# Joining a small frame's header and payload: a copy loop in viper (no
+# allocation); ports without a native emitter write the two parts instead.
+_JOINED = bytearray(266)
+_COPY = """
+@micropython.viper
+def copy(dst: ptr8, at: int, src: ptr8, n: int):
+    i = 0
+    while i < n:
+        dst[at + i] = src[i]
+        i += 1
+"""
+
+
+def _load_copy():
+    try:
+        import micropython
+
+        scope = {"micropython": micropython}
+        exec(_COPY, scope)
+        return scope["copy"]
+    except Exception:  # no native emitter on this port
+        return None
+
+
+_copy = _load_copy()
+
+
 def _nodelay(sock, socket):
     # A frame is one write; without this, Nagle holds it back ~40 ms
     # behind the previous one's ACK. IPPROTO_TCP 6, TCP_NODELAY 1 where
@@ -232,6 +259,19 @@ class Link:
                 return 0
             raise
         return n or 0
+
+    def write_frame(self, header, header_size, payload, size):
+        """A frame's header and payload, in one write when it is small and
+        viper can join them: one TCP segment, one system call. Returns the
+        bytes the socket took (0 if none)."""
+        if _copy is not None and header_size + size <= len(_JOINED):
+            _copy(_JOINED, 0, header, header_size)
+            _copy(_JOINED, header_size, payload, size)
+            return self.write_now(_JOINED, 0, header_size + size)
+        n = self.write_now(header, 0, header_size)
+        if n < header_size:
+            return n
+        return n + self.write_now(payload, 0, size)
 
     def has_room(self, size):
         return True  # the socket says how much it takes

@@ -388,6 +388,8 @@ class WebSocket:
         header = self._s_header
         done = self._s_done
         try:
+            if not done:  # header and payload in one write, where the runtime can join them
+                done = link.write_frame(conn.header_out, header, self._s_payload, self._s_size)
             while done < header:
                 n = link.write_now(conn.header_out, done, header - done)
                 if not n:
