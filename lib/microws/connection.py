@@ -16,36 +16,29 @@ serve tests, tools and simple callers.
 """
 
 from .compat import const, unmask, utf8_chunk_is_valid
-from .frames import (
-    CLOSE_INVALID_DATA,
-    CLOSE_NO_STATUS,
-    CLOSE_NORMAL,
-    CLOSE_PROTOCOL_ERROR,
-    CLOSE_TOO_BIG,
-    MAX_CONTROL_PAYLOAD,
-    MAX_HEADER,
-    MAX_SERVER_HEADER,
-    OP_BINARY,
-    OP_CLOSE,
-    OP_CONTINUATION,
-    OP_PING,
-    OP_PONG,
-    OP_TEXT,
-    close_payload,
-    extended_length_size,
-    is_valid_close_code,
-    write_header,
-)
-from .utf8 import Utf8Validator
+from .frames import close_payload, extended_length_size, is_valid_close_code, write_header
+from .utf8 import feed as utf8_feed
 
-try:
-    from typing import TYPE_CHECKING
-except ImportError:  # MicroPython: annotations are strings, never evaluated
-    TYPE_CHECKING = False  # type: ignore[misc]
+# RFC 6455 numbers, as in frames.py: private constants are folded into the
+# code (no global lookup per use, no entry in this module's globals).
+_OP_CONTINUATION = const(0x0)
+_OP_TEXT = const(0x1)
+_OP_BINARY = const(0x2)
+_OP_CLOSE = const(0x8)
+_OP_PONG = const(0xA)
+_MAX_CONTROL_PAYLOAD = const(125)
+_MAX_SERVER_HEADER = const(10)
+_CLOSE_NORMAL = const(1000)
+_CLOSE_PROTOCOL_ERROR = const(1002)
+_CLOSE_NO_STATUS = const(1005)
+_CLOSE_INVALID_DATA = const(1007)
+_CLOSE_TOO_BIG = const(1009)
+
+# A constant: MicroPython compiles the block below away (annotations are
+# strings it never evaluates); mypy takes any TYPE_CHECKING as true.
+TYPE_CHECKING = const(0)
 if TYPE_CHECKING:
-    from typing import Any, List, Optional, Tuple, Union
-
-    from circuitpython_typing import ReadableBuffer
+    from typing import Optional
 
 # What received() reports. Message and control events reuse their opcodes.
 EV_NONE = const(0)  # nothing yet: give it the next read_size bytes
@@ -86,12 +79,11 @@ class Connection:
         self.buffer = bytearray(max_message_size + CONTROL_ROOM)
         self.view = memoryview(self.buffer)
         # Outgoing control frames (pong, close) built by the protocol itself.
-        self.control_out = bytearray(2 + MAX_CONTROL_PAYLOAD)
+        self.control_out = bytearray(2 + _MAX_CONTROL_PAYLOAD)
         # Header of an outgoing data frame, sent in front of the payload.
-        self.header_out = bytearray(MAX_SERVER_HEADER)
+        self.header_out = bytearray(_MAX_SERVER_HEADER)
         self.view2 = self.view[2:]  # where a header's extended length and mask are read
         self._mask = bytearray(4)
-        self._utf8 = Utf8Validator()
         self.reset()
 
     def reset(self) -> None:
@@ -104,6 +96,7 @@ class Connection:
         self.fail_code = None  # type: Optional[int]
         self.event_start = 0
         self.event_size = 0
+        self._utf8 = 0  # the UTF-8 state of a text message (utf8.feed)
 
         self.read_pos = 0
         self.read_size = 2
@@ -158,14 +151,14 @@ class Connection:
         event = EV_NONE
         if self.fail_code is None:
             kind = b0 & 0x7F  # RSV bits and opcode
-            if masked and (kind == OP_BINARY or kind == OP_TEXT) and not self._message_opcode:
+            if masked and (kind == _OP_BINARY or kind == _OP_TEXT) and not self._message_opcode:
                 reason = None  # the usual frame: a whole message, or its first fragment
             else:
                 reason = self._header_violation(b0, masked, length)
             if reason is not None:
-                event = self._fail(CLOSE_PROTOCOL_ERROR, reason)
-            elif self._opcode == OP_TEXT:
-                self._utf8.reset()  # a new text message starts
+                event = self._fail(_CLOSE_PROTOCOL_ERROR, reason)
+            elif self._opcode == _OP_TEXT:
+                self._utf8 = 0  # a new text message starts
         # Even a bad frame is read to its end: the peer's close may follow it.
         extra = 4 if masked else 0
         if length > 125:
@@ -183,16 +176,16 @@ class Connection:
         opcode = b0 & 0x0F
         if b0 & 0x70:
             return b"reserved bits set"  # no extension was negotiated
-        if opcode >= OP_CLOSE:
-            if opcode > OP_PONG:
+        if opcode >= _OP_CLOSE:
+            if opcode > _OP_PONG:
                 return b"reserved opcode"
             if not self._fin:
                 return b"fragmented control frame"  # 5.5
-            if length > MAX_CONTROL_PAYLOAD:
+            if length > _MAX_CONTROL_PAYLOAD:
                 return b"control frame too long"  # 5.5
-        elif opcode > OP_BINARY:
+        elif opcode > _OP_BINARY:
             return b"reserved opcode"
-        elif opcode == OP_CONTINUATION:
+        elif opcode == _OP_CONTINUATION:
             if not self._message_opcode:
                 return b"nothing to continue"  # 5.4
         elif self._message_opcode:
@@ -213,8 +206,9 @@ class Connection:
                 # 4 GiB or more (2**63 among them) exceeds every limit; the rest
                 # of such a stream is not worth reading, and the number is not
                 # worth building (a board's small ints have 31 bits).
-                event = EV_NONE if self.fail_code is not None else self._fail(CLOSE_TOO_BIG, b"message too big")
-                self._finish_reading()
+                event = EV_NONE if self.fail_code is not None else self._fail(_CLOSE_TOO_BIG, b"message too big")
+                self._step = _DONE
+                self.read_size = 0
                 return event
             length = (buf[pos + 4] << 24) | (buf[pos + 5] << 16) | (buf[pos + 6] << 8) | buf[pos + 7]
             pos += 8
@@ -225,11 +219,11 @@ class Connection:
             mask[2] = buf[pos + 2]
             mask[3] = buf[pos + 3]
         event = EV_NONE
-        if self._opcode < OP_CLOSE and self.fail_code is None:
+        if self._opcode < _OP_CLOSE and self.fail_code is None:
             if length > self.max_frame_size or self._message_size + length > self.max_message_size:
                 # 1009 before a byte of the payload is read (7.4.1)
-                event = self._fail(CLOSE_TOO_BIG, b"message too big")
-        self._discarding = self.fail_code is not None and (self._opcode < OP_CLOSE or length > MAX_CONTROL_PAYLOAD)
+                event = self._fail(_CLOSE_TOO_BIG, b"message too big")
+        self._discarding = self.fail_code is not None and (self._opcode < _OP_CLOSE or length > _MAX_CONTROL_PAYLOAD)
         self._payload_left = length
         self._payload_done = 0
         self._step = _PAYLOAD
@@ -255,13 +249,13 @@ class Connection:
         if not self._discarding:
             unmask(self.buffer, start, start + n, self._mask, self._payload_done)
             opcode = self._opcode
-            if self.fail_code is None and (opcode == OP_TEXT or (
-                    opcode == OP_CONTINUATION and self._message_opcode == OP_TEXT)):
+            if self.fail_code is None and (opcode == _OP_TEXT or (
+                    opcode == _OP_CONTINUATION and self._message_opcode == _OP_TEXT)):
                 # Fail fast: invalid UTF-8 is refused in the read it arrives in.
-                utf8 = self._utf8
-                if not (utf8.complete() and utf8_chunk_is_valid(self.buffer, start, start + n)):
-                    if not utf8.feed(self.buffer, start, start + n):
-                        event = self._fail(CLOSE_INVALID_DATA, b"invalid UTF-8")
+                if self._utf8 or not utf8_chunk_is_valid(self.buffer, start, start + n):
+                    self._utf8 = utf8_feed(self._utf8, self.buffer, start, start + n)
+                    if self._utf8 < 0:
+                        event = self._fail(_CLOSE_INVALID_DATA, b"invalid UTF-8")
                         self._discarding = True
         self._payload_done += n
         following = self._want_payload()
@@ -277,10 +271,10 @@ class Connection:
             self._discarding = False
             self._frame_start = self.read_pos = 0
             return EV_NONE
-        if opcode >= OP_CLOSE:
+        if opcode >= _OP_CLOSE:
             self.read_pos = start  # the next header overwrites this payload
             return self._control_frame(opcode, start, size)
-        if opcode != OP_CONTINUATION:
+        if opcode != _OP_CONTINUATION:
             self._message_opcode = opcode
         self._message_size += size
         if not self._fin:
@@ -292,18 +286,18 @@ class Connection:
         self._message_size = 0
         self._message_opcode = 0
         self._frame_start = self.read_pos = 0
-        if event == OP_TEXT and not self._utf8.complete():
-            return self._fail(CLOSE_INVALID_DATA, b"text ends inside a character")
+        if event == _OP_TEXT and self._utf8:
+            return self._fail(_CLOSE_INVALID_DATA, b"text ends inside a character")
         return event
 
     def _control_frame(self, opcode, start, size):
         self.event_start = start
         self.event_size = size
-        if opcode == OP_CLOSE:
+        if opcode == _OP_CLOSE:
             return self._close_frame(start, size)
         if self.fail_code is not None:
             return EV_NONE
-        if opcode == OP_PONG:
+        if opcode == _OP_PONG:
             return EV_PONG
         if self.state != OPEN:
             return EV_NONE  # no pong once our close is on its way
@@ -311,44 +305,28 @@ class Connection:
         return EV_PING
 
     def _close_frame(self, start, size):
-        """5.5.1 and 7.1.5: the peer's close; echo its code unless we sent ours."""
+        """5.5.1 and 7.1.5: the peer's close; echo its code unless we sent ours.
+        Both closes are out then: the handshake is over, nothing more is read."""
+        event = EV_CLOSE
+        buf = self.buffer
+        code = (buf[start] << 8) | buf[start + 1] if size > 1 else _CLOSE_NO_STATUS
         if self.fail_code is not None:
             self.event_size = 0  # the peer's answer to our close: not inspected
-            self._finish()
-            return EV_CLOSE
-        buf = self.buffer
-        if size == 0:
-            code = CLOSE_NO_STATUS
-        elif size == 1:
-            code = None
+        elif size == 1 or (size and not is_valid_close_code(code)):
+            event = self._fail(_CLOSE_PROTOCOL_ERROR, b"invalid close frame")
+        elif size > 2 and utf8_feed(0, buf, start + 2, start + size):
+            event = self._fail(_CLOSE_INVALID_DATA, b"close reason is not UTF-8")
         else:
-            code = (buf[start] << 8) | buf[start + 1]
-        if code is None or (size and not is_valid_close_code(code)):
-            event = self._fail(CLOSE_PROTOCOL_ERROR, b"invalid close frame")
-            self._finish()  # both closes are out: the handshake is over
-            return event
-        if size > 2:
-            self._utf8.reset()
-            if not (self._utf8.feed(buf, start + 2, start + size) and self._utf8.complete()):
-                event = self._fail(CLOSE_INVALID_DATA, b"close reason is not UTF-8")
-                self._finish()
-                return event
-        self.close_code = code
-        if size:
-            self.event_start = start + 2
-            self.event_size = size - 2
-        if self.state == OPEN:
-            self._build_close(None if code == CLOSE_NO_STATUS else code, None)
-        self._finish()
-        return EV_CLOSE
-
-    def _finish(self):
+            self.close_code = code
+            if size:
+                self.event_start = start + 2
+                self.event_size = size - 2
+            if self.state == OPEN:
+                self._build_close(None if code == _CLOSE_NO_STATUS else code, None)
         self.state = CLOSED
-        self._finish_reading()
-
-    def _finish_reading(self):
         self._step = _DONE
         self.read_size = 0
+        return event
 
     def _fail(self, code, reason):
         """_Fail the WebSocket Connection_ (7.1.7): queue a close, then discard
@@ -366,7 +344,7 @@ class Connection:
         """The pong into control_out, its payload copied byte by byte: a slice
         would allocate, and a ping carries at most 125 bytes."""
         out = self.control_out
-        out[0] = 0x80 | OP_PONG
+        out[0] = 0x80 | _OP_PONG
         out[1] = size
         buf = self.buffer
         i = 0
@@ -378,7 +356,7 @@ class Connection:
     def _build_close(self, code, reason):
         """A close frame into control_out; code None sends an empty body."""
         out = self.control_out
-        out[0] = 0x80 | OP_CLOSE
+        out[0] = 0x80 | _OP_CLOSE
         size = 0
         if code is not None:
             out[2] = code >> 8
@@ -402,16 +380,16 @@ class Connection:
         """
         if self.state != OPEN:
             raise ConnectionClosed("the close handshake has started")
-        if opcode >= OP_CLOSE:
-            if not fin or length > MAX_CONTROL_PAYLOAD:
+        if opcode >= _OP_CLOSE:
+            if not fin or length > _MAX_CONTROL_PAYLOAD:
                 raise ValueError("control frames are single and at most 125 bytes")
             wire_opcode = opcode
         else:
-            wire_opcode = OP_CONTINUATION if self._sending_fragments else opcode
+            wire_opcode = _OP_CONTINUATION if self._sending_fragments else opcode
             self._sending_fragments = not fin
         return write_header(self.header_out, 0, wire_opcode, length, fin)
 
-    def start_close(self, code: int = CLOSE_NORMAL, reason: str = "") -> bool:
+    def start_close(self, code: int = _CLOSE_NORMAL, reason: str = "") -> bool:
         """Begin the closing handshake (7.1.2): the close goes into control_out.
 
         Returns False when a close was already sent (nothing to send again).

@@ -21,10 +21,9 @@ import struct
 
 from .compat import const, unmask
 
-try:
-    from typing import TYPE_CHECKING
-except ImportError:  # MicroPython: annotations are strings, never evaluated
-    TYPE_CHECKING = False  # type: ignore[misc]
+# A constant: MicroPython compiles the block below away (annotations are
+# strings it never evaluates); mypy takes any TYPE_CHECKING as true.
+TYPE_CHECKING = const(0)
 if TYPE_CHECKING:
     from typing import Optional, Union
 
@@ -121,21 +120,6 @@ def write_header(buf: "WriteableBuffer", offset: int, opcode: int, payload_lengt
         buf[offset + size + 3] = mask[3]
         size += 4
     return size
-
-
-def write_header_before(buf: "WriteableBuffer", payload_start: int, opcode: int, payload_length: int,
-                        fin: bool = True) -> int:
-    """Write an unmasked header so that it ends exactly at payload_start.
-
-    With room reserved in front of the payload (MAX_SERVER_HEADER bytes), a
-    whole frame then goes out in one write, with no copy of the payload.
-    Returns the offset where the frame starts.
-    """
-    start = payload_start - header_size(payload_length)
-    if start < 0:
-        raise ValueError("no room for the frame header")
-    write_header(buf, start, opcode, payload_length, fin)
-    return start
 
 
 def encode_frame(opcode: int, payload: "ReadableBuffer" = b"", fin: bool = True,

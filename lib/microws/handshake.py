@@ -7,12 +7,11 @@ why not. The asyncio server and the tests drive the same functions.
 
 import binascii
 
-from .compat import sha1
+from .compat import const, sha1
 
-try:
-    from typing import TYPE_CHECKING
-except ImportError:  # MicroPython: annotations are strings, never evaluated
-    TYPE_CHECKING = False  # type: ignore[misc]
+# A constant: MicroPython compiles the block below away (annotations are
+# strings it never evaluates); mypy takes any TYPE_CHECKING as true.
+TYPE_CHECKING = const(0)
 if TYPE_CHECKING:
     from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple, Union
 
@@ -24,7 +23,6 @@ DEFAULT_MAX_HEAD = 4096
 REASONS = {
     101: "Switching Protocols",
     200: "OK",
-    304: "Not Modified",
     400: "Bad Request",
     403: "Forbidden",
     404: "Not Found",
@@ -33,8 +31,6 @@ REASONS = {
     408: "Request Timeout",
     426: "Upgrade Required",
     431: "Request Header Fields Too Large",
-    500: "Internal Server Error",
-    501: "Not Implemented",
     503: "Service Unavailable",
 }
 
@@ -130,19 +126,6 @@ class HeadReader:
 
     def request(self) -> Request:
         return parse_lines(self._lines)
-
-
-def parse_request(head: bytes, max_size: int = DEFAULT_MAX_HEAD) -> Request:
-    """Parse a whole request head (everything up to and including CRLF CRLF)."""
-    if len(head) > max_size:
-        raise HandshakeError(431, "request head larger than %d bytes" % max_size)
-    end = head.find(b"\r\n\r\n")
-    if end < 0:
-        raise HandshakeError(400, "request head is incomplete")
-    reader = HeadReader(max_size)
-    for line in head[: end + 2].split(b"\r\n")[:-1]:
-        reader.feed_line(line + b"\r\n")
-    return reader.request()
 
 
 def _decode_line(line):

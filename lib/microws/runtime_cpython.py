@@ -13,6 +13,7 @@ import asyncio
 BUSY = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 12\r\nConnection: close\r\nRetry-After: 5\r\n\r\nout of heap\n"
 READ_CHUNK = 256 * 1024
 HIGH_WATER = 64 * 1024  # asyncio's default: drain() waits above it
+WRITES_KEEP_COPIES = True  # a write keeps a copy of what it is given: give it bytes, shared by every client
 SENDS_BEFORE_YIELD = 1 << 30  # never: sends past HIGH_WATER wait in drain()
 
 

@@ -31,6 +31,7 @@ except ImportError:
 
 BUSY = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 12\r\nConnection: close\r\nRetry-After: 5\r\n\r\nout of heap\n"
 LINE_PIECE = 128  # request head lines are read this much at a time
+WRITES_KEEP_COPIES = False  # a write goes to the socket at once: nothing to keep
 SENDS_BEFORE_YIELD = 16  # a handler that only sends lets other tasks run this often
 
 _EVENTS = (select.POLLIN, getattr(select, "POLLPRI", 2), select.POLLOUT)

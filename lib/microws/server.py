@@ -69,9 +69,9 @@ SCRATCH_SIZE = 266  # a broadcast frame up to 256 bytes is built here, not alloc
 BACKLOG_TICK_MS = 20  # how often slow clients' queues are retried
 KEEPALIVE_TICK_MS = 1000
 # Heap a live connection needs beyond its slot, in machine words (measured
-# on the unix port: about 2.1 KB on 64-bit, tools/bench_mp.py); start()
+# on the unix port: 1.7 to 1.9 KB on 64-bit, tools/bench_mp.py); start()
 # checks that max_clients + 1 of these fit beside the slots.
-WORKING_WORDS = 320
+WORKING_WORDS = 240
 WORD = 8 if sys.maxsize > 1 << 32 else 4
 DONE = runtime.Done()  # what send() returns when the frame went out at once
 YIELD = runtime.Yield()  # ... and now and then instead, to let other tasks run
@@ -158,6 +158,8 @@ class Group:
             frame[head:] = payload if len(payload) == size else memoryview(payload)[:size]
         size += head
         shared = None  # the frame as bytes, made only if a client must queue it
+        if runtime.WRITES_KEEP_COPIES:  # CPython: one copy, kept by every client's write
+            frame = shared = bytes(memoryview(frame)[:size])
         for ws in clients:
             if ws._closed or ws.conn.state != OPEN:
                 continue
