@@ -29,7 +29,7 @@ def test_mypy_really_checks_the_annotations(tmp_path):
     # stand-ins of host_tests/typings, ReadableBuffer would accept anything).
     bad = tmp_path / "bad.py"
     bad.write_text("from microws.frames import encode_frame\nencode_frame('text', 12)\n"
-                   "from microws.connection import Connection\nConnection().receive_data(3.5)\n"
+                   "from microws.sansio import EventConnection\nEventConnection().receive_data(3.5)\n"
                    "encode_frame(1, bytearray(3))\nencode_frame(2, memoryview(b'x'))\n")
     env = dict(os.environ, MYPYPATH=os.path.join(ROOT, "lib"))  # with mypy_path's stand-ins
     done = subprocess.run(
@@ -39,7 +39,7 @@ def test_mypy_really_checks_the_annotations(tmp_path):
     assert done.returncode == 1
     assert 'Argument 1 to "encode_frame" has incompatible type "str"; expected "int"' in done.stdout
     assert 'Argument 2 to "encode_frame" has incompatible type "int"' in done.stdout
-    assert 'Argument 1 to "receive_data" of "Connection" has incompatible type "float"' in done.stdout
+    assert 'Argument 1 to "receive_data" of "EventConnection" has incompatible type "float"' in done.stdout
     assert "Found 3 errors" in done.stdout  # bytearray and memoryview are buffers
 
 

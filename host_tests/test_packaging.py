@@ -101,7 +101,8 @@ def test_pyproject_reads_the_version_from_the_library():
 HANDSHAKE = r"""
 import importlib.metadata, os, sys
 import microws
-from microws.handshake import accept, parse_request
+from microws.handshake import accept
+from microws.sansio import parse_request
 head = (b"GET /ws HTTP/1.1\r\nHost: board\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
 response = accept(parse_request(head))

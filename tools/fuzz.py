@@ -25,8 +25,9 @@ LIB = os.path.join(ROOT, "lib")
 if LIB not in sys.path:
     sys.path.insert(0, LIB)
 
-from microws.connection import EV_CLOSE, EV_FAILED, EV_NONE, EV_PING, EV_PONG, EV_TEXT, Connection  # noqa: E402
+from microws.connection import EV_CLOSE, EV_FAILED, EV_NONE, EV_PING, EV_PONG, EV_TEXT  # noqa: E402
 from microws.handshake import HandshakeError, HeadReader, accept  # noqa: E402
+from microws.sansio import EventConnection  # noqa: E402
 
 CORPUS = os.path.join(ROOT, "host_tests", "hostile", "corpus")
 WORK = os.path.join(ROOT, "artifacts", "fuzz")
@@ -42,7 +43,7 @@ def check_frames(data):
     limit = 1 + data[0] * 4  # 1..1021 bytes
     piece = 1 + data[1]  # bytes per read, 1..256
     stream = memoryview(data)[2:]
-    conn = Connection(limit)
+    conn = EventConnection(limit)
     buffer = conn.buffer
     size = len(buffer)
     finished = False

@@ -16,7 +16,6 @@ from microws.connection import (
     EV_PONG,
     EV_TEXT,
     OPEN,
-    Connection,
     ConnectionClosed,
 )
 from microws.frames import (
@@ -29,6 +28,7 @@ from microws.frames import (
     close_payload,
     encode_frame,
 )
+from microws.sansio import EventConnection
 
 EMOJI = "\U0001f600"  # F0 9F 98 80
 
@@ -140,7 +140,7 @@ def test_fragmented_message_at_maximum_with_ping_inside_fits_buffer():
 
 
 def test_reads_ask_for_exactly_the_bytes_needed():
-    conn = Connection()
+    conn = EventConnection()
     assert conn.read_size == 2  # the first two header bytes
     frame = client_frame(OP_BINARY, bytes(300))
     conn.receive_data(frame[:2])
@@ -152,7 +152,7 @@ def test_reads_ask_for_exactly_the_bytes_needed():
 
 
 def test_buffer_is_allocated_once_and_reused():
-    conn = Connection(256)
+    conn = EventConnection(256)
     buffer = conn.buffer
     for i in range(20):
         feed(client_frame(OP_BINARY, bytes([i]) * 200), conn=conn)
@@ -223,7 +223,7 @@ def test_server_fails_on_text_ending_inside_a_character():
 
 
 def test_invalid_utf8_rejected_in_the_fragment_where_it_arrives():
-    conn = Connection()
+    conn = EventConnection()
     first = client_frame(OP_TEXT, b"fine \xed\xa0\x80", fin=False)
     events, sent, _ = feed(first, conn=conn)  # the message has not ended
     assert events == [(EV_FAILED, 1007)]
@@ -269,7 +269,7 @@ def test_server_discards_unmasked_frames_after_failure():
 
 def test_message_over_limit_fails_with_1009_before_payload_is_read():
     frame = client_frame(OP_BINARY, bytes(2000))
-    conn = Connection(1024)
+    conn = EventConnection(1024)
     events, sent, _ = feed(frame[:8], conn=conn)  # header, 16-bit length, mask only
     assert events == [(EV_FAILED, 1009)]
     assert close_frame_of(sent)[0] == 1009
@@ -281,10 +281,10 @@ def test_fragmented_message_over_limit_fails_with_1009():
 
 
 def test_frame_over_frame_limit_fails_with_1009():
-    conn = Connection(4096, max_frame_size=512)
+    conn = EventConnection(4096, max_frame_size=512)
     events, _, _ = feed(client_frame(OP_BINARY, bytes(513)), conn=conn)
     assert events == [(EV_FAILED, 1009)]
-    conn = Connection(4096, max_frame_size=512)
+    conn = EventConnection(4096, max_frame_size=512)
     events, _, _ = feed(client_frame(OP_BINARY, bytes(512)), conn=conn)
     assert events == [(EV_BINARY, bytes(512))]
 
@@ -372,7 +372,7 @@ def test_no_data_frames_after_receiving_close():
 
 
 def test_server_initiated_close_then_peer_reply_completes():
-    conn = Connection()
+    conn = EventConnection()
     conn.close(1001, "going away")
     assert conn.state == CLOSING
     assert close_frame_of(conn.data_to_send()) == (1001, b"going away")
@@ -384,14 +384,14 @@ def test_server_initiated_close_then_peer_reply_completes():
 
 
 def test_close_sent_once_only():
-    conn = Connection()
+    conn = EventConnection()
     conn.close(1000)
     conn.close(1000)
     assert conn.data_to_send() == b"\x88\x02\x03\xe8"
 
 
 def test_no_pong_after_server_sent_close():
-    conn = Connection()
+    conn = EventConnection()
     conn.close()
     conn.data_to_send()
     events, sent, _ = feed(client_frame(OP_PING, b"x"), conn=conn)
@@ -400,36 +400,36 @@ def test_no_pong_after_server_sent_close():
 
 
 def test_server_keeps_receiving_data_until_peer_replies_to_close():
-    conn = Connection()
+    conn = EventConnection()
     conn.close()
     events, _, _ = feed(client_frame(OP_TEXT, "in flight"), conn=conn)
     assert events == [(EV_TEXT, "in flight")]
 
 
 def test_eof_without_close_is_abnormal_1006():
-    conn = Connection()
+    conn = EventConnection()
     assert conn.receive_eof() == EV_CLOSE
     assert conn.close_code == 1006
     assert conn.state == CLOSED
 
 
 def test_close_refuses_invalid_code_and_long_reason():
-    raises(ValueError, Connection().close, 1006)
-    raises(ValueError, Connection().close, 1000, "r" * 124)
+    raises(ValueError, EventConnection().close, 1006)
+    raises(ValueError, EventConnection().close, 1000, "r" * 124)
 
 
 # -------------------------------------------------------------------- sending
 
 
 def test_server_sends_unmasked_text_and_binary():
-    conn = Connection()
+    conn = EventConnection()
     conn.send_message("Hello")
     conn.send_message(b"\x00\x01")
     assert conn.data_to_send() == b"\x81\x05Hello" + b"\x82\x02\x00\x01"
 
 
 def test_server_sends_fragmented_message_with_continuations():
-    conn = Connection()
+    conn = EventConnection()
     conn.send_message("Hel", fin=False)
     conn.send_ping(b"between")
     conn.send_message("lo", fin=False, opcode=OP_TEXT)
@@ -439,7 +439,7 @@ def test_server_sends_fragmented_message_with_continuations():
 
 
 def test_server_refuses_new_message_inside_its_own_fragmented_one():
-    conn = Connection()
+    conn = EventConnection()
     conn.send_message(b"part", fin=False)
     raises(ValueError, conn.check_can_send_message)
     conn.send_message(b"end")
@@ -447,7 +447,7 @@ def test_server_refuses_new_message_inside_its_own_fragmented_one():
 
 
 def test_frame_header_lengths_and_views():
-    conn = Connection()
+    conn = EventConnection()
     for length, size in ((5, 2), (125, 2), (126, 4), (65535, 4), (65536, 10)):
         assert conn.frame_header(OP_BINARY, length) == size
         view = conn.header_view(size)
@@ -456,12 +456,12 @@ def test_frame_header_lengths_and_views():
 
 
 def test_ping_payload_limited_to_125_bytes():
-    raises(ValueError, Connection().send_ping, bytes(126))
+    raises(ValueError, EventConnection().send_ping, bytes(126))
 
 
 def test_sent_frames_are_readable_by_a_parser():
     # What the server sends, masked as a client would, parses back the same.
-    conn = Connection()
+    conn = EventConnection()
     conn.send_message("\u00e9t\u00e9")
     sent = conn.data_to_send()
     assert sent == encode_frame(OP_TEXT, "\u00e9t\u00e9".encode("utf-8"))
@@ -470,6 +470,6 @@ def test_sent_frames_are_readable_by_a_parser():
 
 
 def test_new_connection_is_open():
-    conn = Connection()
+    conn = EventConnection()
     assert conn.state == OPEN
     assert not conn.failed

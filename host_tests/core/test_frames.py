@@ -15,8 +15,8 @@ from microws.frames import (
     header_size,
     is_valid_close_code,
     write_header,
-    write_header_before,
 )
+from microws.sansio import write_header_before
 
 
 def test_rfc_example_unmasked_text_hello():

@@ -10,8 +10,8 @@ from microws.handshake import (
     accept_key,
     error_response,
     offered_subprotocols,
-    parse_request,
 )
+from microws.sansio import parse_request
 from microws.sha1 import sha1 as portable_sha1
 
 RFC_KEY = "dGhlIHNhbXBsZSBub25jZQ=="

@@ -1,8 +1,8 @@
 """Helpers for the core tests, which run under CPython's pytest and under
 MicroPython's own small runner: nothing here needs more than both have."""
 
-from microws.connection import Connection
 from microws.frames import encode_frame
+from microws.sansio import EventConnection
 
 # The masking key of RFC 6455's examples (5.7)
 MASK = b"\x37\xfa\x21\x3d"
@@ -22,7 +22,7 @@ def feed(data, max_message_size=1024, split=0, conn=None):
     pieces of n bytes: partial reads are normal on Wi-Fi.
     """
     if conn is None:
-        conn = Connection(max_message_size)
+        conn = EventConnection(max_message_size)
     events = []
     if split <= 0:
         events = conn.receive_data(data)

@@ -20,9 +20,9 @@ from microws.connection import (
     EV_PING,
     EV_PONG,
     EV_TEXT,
-    Connection,
 )
 from microws.handshake import HandshakeError, HeadReader, accept
+from microws.sansio import EventConnection
 
 # Deterministic in CI: the same examples every run; failures found by the
 # long fuzz run (tools/fuzz.py) come back as corpus files instead.
@@ -103,7 +103,7 @@ def test_server_reports_what_the_rfc_says_for_any_frames_split_anywhere(spec, cu
     data = b"".join(frame(opcode, payload, fin, b"\x5a\x01\xc3\x7e" if masked else None, rsv,
                           None if form is None or len(payload) > 125 else None)
                     for fin, rsv, opcode, payload, masked in spec)
-    conn = Connection(MAX_MESSAGE)
+    conn = EventConnection(MAX_MESSAGE)
     got = until_final(feed(conn, data, cuts))
     assert got == expected(spec), "frames %r" % (spec,)
 
@@ -112,15 +112,15 @@ def test_server_reports_what_the_rfc_says_for_any_frames_split_anywhere(spec, cu
 def test_server_sees_the_same_events_whole_or_in_pieces(spec, cuts):
     data = b"".join(frame(opcode, payload, fin, b"\x01\x02\x03\x04" if masked else None, rsv)
                     for fin, rsv, opcode, payload, masked in spec)
-    whole = feed(Connection(MAX_MESSAGE), data, [])
-    pieces = feed(Connection(MAX_MESSAGE), data, cuts)
-    byte_by_byte = feed(Connection(MAX_MESSAGE), data, range(len(data)))
+    whole = feed(EventConnection(MAX_MESSAGE), data, [])
+    pieces = feed(EventConnection(MAX_MESSAGE), data, cuts)
+    byte_by_byte = feed(EventConnection(MAX_MESSAGE), data, range(len(data)))
     assert whole == pieces == byte_by_byte
 
 
 @given(st.binary(max_size=600), st.lists(st.integers(0, 600), max_size=10))
 def test_any_bytes_give_only_defined_events(data, cuts):
-    conn = Connection(64)
+    conn = EventConnection(64)
     events = until_final(feed(conn, data, cuts))
     for name, value in events:
         if name == "fail":
@@ -133,7 +133,7 @@ def test_any_bytes_give_only_defined_events(data, cuts):
 
 @given(st.integers(126, 2 ** 64 - 1), st.sampled_from((1, 2, 0)), st.booleans())
 def test_any_announced_length_over_the_limit_fails_1009_before_the_payload(length, opcode, fin):
-    conn = Connection(MAX_MESSAGE)
+    conn = EventConnection(MAX_MESSAGE)
     form = b"\xfe" + struct.pack(">H", length) if length < 65536 else b"\xff" + struct.pack(">Q", length)
     first = b"\x01\x00" + b"\x80" if opcode == 0 else b""  # a message to continue
     if opcode == 0:

@@ -5,9 +5,10 @@ of a finished connection stays reachable."""
 import asyncio
 import gc
 
-from microws.connection import EV_CLOSE, EV_TEXT, Connection
+from microws.connection import EV_CLOSE, EV_TEXT
 from microws.frames import OP_CLOSE, OP_TEXT, close_payload, encode_frame
-from microws.handshake import HandshakeError, accept, parse_request
+from microws.handshake import HandshakeError, accept
+from microws.sansio import EventConnection, parse_request
 
 MASK = b"\x37\xfa\x21\x3d"
 HEAD = (b"GET /ws HTTP/1.1\r\nHost: d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -25,7 +26,7 @@ def one_connection(text_frame, close_frame):
         raise AssertionError("version 8 accepted")
     except HandshakeError as error:
         assert error.status == 426
-    conn = Connection(256)
+    conn = EventConnection(256)
     events = conn.receive_data(text_frame) + conn.receive_data(close_frame)
     assert [e for e, _ in events] == [EV_TEXT, EV_CLOSE]
     assert conn.data_to_send()  # the close reply

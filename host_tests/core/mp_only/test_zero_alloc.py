@@ -10,15 +10,15 @@ buffers, pongs built by the protocol, broadcast frames built in place.
 
 import micropython
 
-from microws.connection import EV_BINARY, EV_PING, EV_TEXT, Connection
+from microws.connection import EV_BINARY, EV_PING, EV_TEXT
 from microws.frames import (
     OP_BINARY,
     OP_CONTINUATION,
     OP_PING,
     OP_TEXT,
     encode_frame,
-    write_header_before,
 )
+from microws.sansio import EventConnection, write_header_before
 
 MASK = b"\x37\xfa\x21\x3d"
 ROUNDS = 200
@@ -86,7 +86,7 @@ def run_locked(conn, frames, counts, broadcast):
 
 
 def test_receive_and_send_allocate_nothing_with_heap_locked():
-    conn = Connection(1024)
+    conn = EventConnection(1024)
     frames = steady_state_frames()
     counts = [0] * 10
     broadcast = bytearray(30)
@@ -114,7 +114,7 @@ def test_heap_lock_does_catch_an_allocation():
 
 
 def test_messages_received_with_heap_locked_are_intact():
-    conn = Connection(1024)
+    conn = EventConnection(1024)
     frames = steady_state_frames()
     counts = [0] * 10
     run_locked(conn, frames, counts, bytearray(30))
