@@ -49,6 +49,6 @@ def test_viper_unmask_compiles_for_board_architecture(arch):
     with tempfile.TemporaryDirectory() as tmp:
         source = os.path.join(tmp, "viper_unmask.py")
         with open(source, "w") as f:
-            f.write("import micropython\n" + compat._VIPER_UNMASK)
+            f.write("import micropython\n" + compat._VIPER)
         result = mpy_cross("-march=" + arch, "-o", os.path.join(tmp, "out.mpy"), source)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -44,7 +44,7 @@ def _library_path():
 
 sys.path.insert(0, _library_path())
 
-from microws.server import Server  # noqa: E402
+from microws.server import ConnectionClosed, Server  # noqa: E402
 
 USAGE = ("usage: serve.py --port P [--host H] [--max-clients N] [--max-size B] [--max-head B] "
          "[--head-timeout S] [--ping-interval S] [--close-timeout S] [--cert F --key F] [--quiet 1] "
@@ -94,6 +94,15 @@ def make_server(options):
                 await ws.send(message)
         finally:
             last_close["code"] = ws.close_code
+
+    @server.websocket("/zc")
+    async def echo_in_place(ws):
+        # The zero-copy API: the message goes back from the connection's own buffer.
+        try:
+            while True:
+                await ws.send(await ws.receive_message())
+        except ConnectionClosed:
+            pass
 
     @server.websocket("/proto", subprotocols=["sensors.v2", "sensors.v1"])
     async def proto(ws):

@@ -74,10 +74,11 @@ def _unmask_python(buf, start, end, mask, phase):
                 buf[i + 2] ^= m2
 
 
-# The viper version is compiled at run time because mpy-cross refuses native
+# The viper versions are compiled at run time because mpy-cross refuses native
 # code without a target architecture, and ports without a native emitter (the
-# WebAssembly one) raise SyntaxError; those keep the portable loop.
-_VIPER_UNMASK = """
+# WebAssembly one) raise SyntaxError; those keep the portable code. One
+# source, compiled once: the compiler's heap is given back after import.
+_VIPER = """
 @micropython.viper
 def unmask(buf: ptr8, start: int, end: int, mask: ptr8, phase: int):
     i = start
@@ -86,23 +87,45 @@ def unmask(buf: ptr8, start: int, end: int, mask: ptr8, phase: int):
         buf[i] ^= mask[j & 3]
         i += 1
         j += 1
+
+@micropython.viper
+def is_ascii(buf: ptr8, start: int, end: int) -> bool:
+    i = start
+    while i < end:
+        if buf[i] & 0x80:
+            return False
+        i += 1
+    return True
+
+@micropython.viper
+def copy(dst: ptr8, at: int, src: ptr8, n: int):
+    i = 0
+    while i < n:
+        dst[at + i] = src[i]
+        i += 1
 """
 
 
-def _load_viper_unmask():
+def _load_viper():
     try:
         import micropython
 
         scope = {"micropython": micropython}
-        exec(_VIPER_UNMASK, scope)
-        return scope["unmask"]
-    except Exception:  # SyntaxError, or no native emitter on this port
+        exec(_VIPER, scope)
+        return scope
+    except Exception:  # SyntaxError, no native emitter, or no heap for the compiler
         return None
 
 
-if IS_MICROPYTHON:
-    unmask = _load_viper_unmask() or _unmask_python
-    UNMASK_KIND = "python" if unmask is _unmask_python else "viper"
+_viper = _load_viper() if IS_MICROPYTHON else None
+viper_copy = _viper["copy"] if _viper else None  # copy(dst, at, src, n), or None
+
+if _viper:
+    unmask = _viper["unmask"]
+    UNMASK_KIND = "viper"
+elif IS_MICROPYTHON:
+    unmask = _unmask_python
+    UNMASK_KIND = "python"
 else:
     from .runtime_cpython import unmask  # noqa: F811 (C-speed parts of the standard library)
 
@@ -112,8 +135,11 @@ else:
 # --- UTF-8 fast path -----------------------------------------------------------
 # CPython's strict decoder agrees with RFC 3629, so when it accepts a chunk
 # that starts on a character boundary the chunk is valid and ends on one.
-# MicroPython's decoder is lax (overlongs, surrogates pass): it never decides.
-if IS_MICROPYTHON:
+# MicroPython's decoder is lax (overlongs, surrogates pass): there a chunk
+# is decided only when it is all ASCII (viper), else the validator reads it.
+if _viper:
+    utf8_chunk_is_valid = _viper["is_ascii"]
+elif IS_MICROPYTHON:
 
     def utf8_chunk_is_valid(buf, start, end):
         return False

@@ -23,6 +23,7 @@ DEFAULT_MAX_HEAD = 4096
 REASONS = {
     101: "Switching Protocols",
     200: "OK",
+    204: "No Content",
     400: "Bad Request",
     403: "Forbidden",
     404: "Not Found",
@@ -31,6 +32,7 @@ REASONS = {
     408: "Request Timeout",
     426: "Upgrade Required",
     431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
     503: "Service Unavailable",
 }
 

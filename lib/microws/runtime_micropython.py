@@ -22,6 +22,8 @@ import select
 
 import asyncio
 
+from .compat import viper_copy
+
 core = getattr(asyncio, "core", None)  # None: a port whose asyncio has no core (no sockets either)
 
 try:
@@ -54,14 +56,22 @@ class PinningIOQueue:
                 mask |= _EVENTS[i]
         return mask
 
+    def _register(self, sock, events):
+        # poll.register() that runs out of heap halfway leaves a broken entry
+        # behind, and the next poll crashes the interpreter (a known
+        # MicroPython limit, extmod/modselect.c): take the heap it needs
+        # first, so that a MemoryError comes here, cleanly.
+        bytearray(96 + 8 * len(self.map))
+        self.poller.register(sock, events)
+
     def _enqueue(self, sock, slot):
         entry = self.map.get(id(sock))
         task = core.cur_task
         if entry is None:
+            self._register(sock, _EVENTS[slot])
             entry = [None, None, None, sock, False]
             entry[slot] = task
             self.map[id(sock)] = entry
-            self.poller.register(sock, _EVENTS[slot])
         else:
             if entry[slot] is not None:
                 raise RuntimeError("two tasks wait on one socket")
@@ -85,8 +95,12 @@ class PinningIOQueue:
     def pin(self, sock):
         entry = self.map.get(id(sock))
         if entry is None:
-            self.map[id(sock)] = [None, None, None, sock, True]
-            self.poller.register(sock, 0)
+            self._register(sock, 0)
+            try:
+                self.map[id(sock)] = [None, None, None, sock, True]
+            except MemoryError:
+                self.poller.unregister(sock)
+                raise
         else:
             entry[4] = True
 
@@ -150,28 +164,7 @@ def _io():
 # Joining a small frame's header and payload: a copy loop in viper (no
 # allocation); ports without a native emitter write the two parts instead.
 _JOINED = bytearray(266)
-_COPY = """
-@micropython.viper
-def copy(dst: ptr8, at: int, src: ptr8, n: int):
-    i = 0
-    while i < n:
-        dst[at + i] = src[i]
-        i += 1
-"""
-
-
-def _load_copy():
-    try:
-        import micropython
-
-        scope = {"micropython": micropython}
-        exec(_COPY, scope)
-        return scope["copy"]
-    except Exception:  # no native emitter on this port
-        return None
-
-
-_copy = _load_copy()
+_copy = viper_copy
 
 
 def _nodelay(sock, socket):
@@ -187,9 +180,10 @@ def _nodelay(sock, socket):
 class Link:
     """One TCP connection's socket, as the server uses it."""
 
-    def __init__(self, sock, peer):
+    def __init__(self, sock, peer, listener=None):
         self.sock = sock
         self.peer = peer
+        self.listener = listener  # counts the connections it let in
         self.view = None  # the slot's buffer, as views at 0 and 2 (set by attach)
         self.view2 = None
         self.buffer = None
@@ -226,13 +220,11 @@ class Link:
     # ----------------------------------------------------------- WebSocket
 
     def attach(self, conn):
-        """The connection's buffer becomes this link's; its socket is pinned."""
+        """The connection's buffer becomes this link's (its socket was pinned
+        when it was accepted)."""
         self.buffer = conn.buffer
         self.view = conn.view
         self.view2 = conn.view2
-        queue = _io()
-        if type(queue) is PinningIOQueue:
-            queue.pin(self.sock)
 
     def read_now(self, pos, size):
         """Bytes read at buffer[pos:], up to size: None when nothing has
@@ -292,6 +284,9 @@ class Link:
             self.close_waits()
             refuse(self.sock)
             self.sock = None
+            if self.listener is not None:
+                self.listener.live -= 1
+                self.listener = None
 
     def close_waits(self):
         queue = core._io_queue
@@ -308,6 +303,9 @@ class Link:
             return
         self.close_waits()
         self.sock = None
+        if self.listener is not None:
+            self.listener.live -= 1
+            self.listener = None
         try:
             sock.close()
         except OSError:
@@ -407,6 +405,7 @@ def refuse(sock):
     close with unread input would reset the connection, and the answer could
     be lost), close."""
     try:
+        sock.setblocking(False)  # an accepted socket blocks until told otherwise
         sock.write(BUSY)
         for _ in range(64):
             if not sock.readinto(_DISCARD):
@@ -436,6 +435,12 @@ class Listener:
         self.ssl = ssl
         self.task = core.create_task(self._accept())
         self.port = port
+        # Connections at once: every client slot, and one more (a page
+        # load, or a client about to hear it is one too many). start()
+        # checked that the heap holds that many; beyond, a 503 made in
+        # advance answers at once, before the heap runs out halfway.
+        self.live = 0
+        self.limit = server.max_clients + 1
 
     def _accept(self):
         import socket
@@ -450,18 +455,27 @@ class Listener:
             except MemoryError:  # asyncio's own queue, out of heap: try again soon
                 yield from core.sleep_ms(20)
                 continue
-            client = None
+            client = link = None
             try:
                 client, peer = sock.accept()
+                if self.live >= self.limit:
+                    refuse(client)
+                    continue
                 if self.ssl is not None:
                     client = self.ssl.wrap_socket(client, server_side=True, do_handshake_on_connect=False)
                 client.setblocking(False)
                 _nodelay(client, socket)
-                core.create_task(self.server._serve_client(Link(client, peer)))
+                link = Link(client, peer, self)
+                self.live += 1
+                if type(queue) is PinningIOQueue:
+                    queue.pin(client)  # registered once, for the connection's life
+                core.create_task(self.server._serve_client(link))
             except MemoryError:
                 # No heap for this client: tell it so, in bytes made in
                 # advance, and go on accepting.
-                if client is not None:
+                if link is not None:
+                    link.refuse()
+                elif client is not None:
                     refuse(client)
             except Exception:  # a failed accept or TLS setup ends that client only
                 if client is not None:

@@ -725,8 +725,10 @@ class Server:
                 self._scratch = bytearray(SCRATCH_SIZE)
                 self._free = [WebSocket(self) for _ in range(self.max_clients)]
                 # What each connection takes while it lives (its socket, task,
-                # coroutines, request), and one request head being read: if it
-                # is not there now, the clients could not be served.
+                # coroutines, request), and one request head being read: if
+                # it is not there now, the clients could not be served. (A
+                # message copied out by receive() is the handler's to afford:
+                # receive_message() copies nothing.)
                 working = [bytearray(WORKING_WORDS * WORD) for _ in range(self.max_clients + 1)]
                 del working
             except MemoryError:
