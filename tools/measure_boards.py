@@ -280,6 +280,7 @@ def write_board(name, board, measured, max_clients, deploy):
     text = re.sub(r'\n  "measured": \{.*?\n  \}(,?)', "", text, flags=re.S)
     text = re.sub(r'\n  "deploy": "[a-z]+",?', "", text)
     text = re.sub(r'"max_clients": \d+', '"max_clients": %d' % max_clients, text)
+    text = re.sub(r",\s*\}\s*$", "\n}\n", text)  # the comma the removed fields leave behind
     block = json.dumps(measured, indent=2, ensure_ascii=False).replace("\n", "\n  ")
     text = text.rstrip().rstrip("}").rstrip() + ',\n  "deploy": "%s",\n  "measured": %s\n}\n' % (deploy, block)
     board_check = json.loads(text)

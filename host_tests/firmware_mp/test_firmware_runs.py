@@ -39,13 +39,17 @@ def host_device(clock, **config):
                   mem=lambda: (1000, 2000))
 
 
-def test_every_board_file_loads_and_fits_its_heap():
+def test_every_board_file_loads_and_fits_its_heap_or_says_it_does_not():
     names = board_names(BOARDS)
     for name in ("esp32", "esp8266", "picow", "host"):
         assert name in names
     for name in names:
         board = load_board(name, BOARDS)
-        assert memory_budget(board) < board["heap_bytes"]
+        if board["measured"].get("fits", True):
+            assert memory_budget(board) < board["heap_bytes"], name
+        else:  # measured too big (tools/measure_boards.py): the file must not claim otherwise
+            assert memory_budget(board) >= board["heap_bytes"] * board["measured"]["heap_share"], name
+            assert board["max_clients"] == 1 and board["deploy"] == "frozen", name
 
 
 def test_config_errors_name_the_field_and_secrets_stay_hidden():
