@@ -846,7 +846,8 @@ class Server:
         """Everything a client needs is taken before its 101: a slot, the
         response, the handler's coroutine. Beyond them it gets 503."""
         if not self._free:
-            await link.write_all(error_response(503, "too many clients", (("Retry-After", "5"),)))
+            await link.write_all(error_response(503, "too many clients: %d of %d open" % (
+                len(self.clients), self.max_clients), (("Retry-After", "5"),)))
             return
         subprotocol = None
         if route.subprotocols:
