@@ -69,8 +69,8 @@ class App:
         await ws.send(self.device.hello(readonly))
         async for message in ws:
             if not limiter.allow():
-                await ws.send('{"t":"error","error":"too many commands: at most %d per second"}'
-                              % limiter.per_second)
+                await ws.send(self.device.refuse(
+                    message, "too many commands: at most %d per second" % limiter.per_second))
                 continue
             reply, change = self.device.handle_command(message, self.clients(), ws.dropped, readonly)
             await ws.send(reply)

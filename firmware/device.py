@@ -122,6 +122,23 @@ class Device:
 
     # ------------------------------------------------------------ commands
 
+    def refuse(self, text, problem):
+        """An `error` text for a command that is not carried out (too many
+        commands), with the command's id when it has a usable one, so the
+        dashboard can match the refusal to what it sent."""
+        msg_id = None
+        try:
+            if type(text) is not str:
+                text = bytes(text).decode()
+            msg = json.loads(text)
+            if type(msg) is dict:
+                msg_id = msg.get("id")
+        except Exception:  # noqa: BLE001 (not JSON: an error without id)
+            pass
+        if msg_id is not None and not (is_number(msg_id) or is_str(msg_id)):
+            msg_id = None
+        return _error(msg_id, problem)
+
     def handle_command(self, text, clients=0, dropped=0, readonly=False):
         """(reply text, broadcast text or None) for one message from a
         dashboard. Never raises: whatever comes in gets an answer."""

@@ -275,6 +275,20 @@ def test_rate_change_changes_the_stream(dash):
             dash.page.screenshot(path=os.path.join(ROOT, "artifacts", "dashboard.png"))
 
 
+def test_a_refused_command_is_matched_to_what_the_page_sent(dash):
+    """Commands beyond the device's rate limit are answered with an error that
+    carries their id: the page says why, never "No answer to ..."."""
+    dash.wait_live()
+    dash.js("() => { for (let i = 0; i < 25; i++) send({ cmd: 'info' }, false, 'Asking for device info'); }")
+    dash.wait("() => /too many commands/.test(document.querySelector('#status').textContent)",
+              timeout=5.0, what="the rate limit's error on #status")
+    dash.wait("() => Object.keys(pending).length === 0", timeout=4.0,
+              what="every command, refused ones too, to be matched to its answer")
+    dash.page.wait_for_timeout(5500)  # past the page's 5 s answer timeout
+    assert "No answer" not in dash.page.text_content("#status")
+    dash.page.wait_for_timeout(2200)  # let the device's limiter refill for the tests after
+
+
 def test_reconnects_after_the_device_comes_back(dash):
     dash.wait_live()
     before = dash.points()

@@ -229,6 +229,8 @@ def test_commands_beyond_the_rate_limit_are_refused_and_the_stream_goes_on():
                 refused = [a for a in answers if a["t"] == "error"]
                 assert 10 <= len(answers) - len(refused) <= 12  # the burst, plus what refilled
                 assert all("too many commands" in a["error"] for a in refused)
+                # every answer, refusals included, carries its command's id
+                assert sorted(a["id"] for a in answers) == list(range(30))
                 await next_of(ws, "s")
         finally:
             await app.stop()
