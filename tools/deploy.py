@@ -53,7 +53,7 @@ BOARD_FILES_REMOTE = "/boards"  # the folder main.py reads the board file from
 URL_PATTERN = r"open (http://\S+) in a browser"
 DEFAULT_TIMEOUT_S = 60
 MPREMOTE = [sys.executable, "-m", "mpremote"]
-INSTALL_HINT = "pip install -r host_tests/requirements.txt"
+INSTALL_HINT = "python3 -m pip install -r tools/requirements.txt"
 
 # --- .mpy compatibility ---------------------------------------------------------
 # An .mpy header is b"M", the version, a flags byte (native arch << 2 |
