@@ -18,6 +18,7 @@ from sensors import build_sensors
 TEXT_PATH = "/ws"
 BINARY_PATH = "/ws/bin"
 WAKE_MS = 100  # the sampler looks at the rate this often while it waits
+KEEP_TIME_MS = 60000  # how often uptime looks at the clock, watched or not
 
 
 class App:
@@ -31,7 +32,8 @@ class App:
         self.token = config.get("token") or ""
         sensors = build_sensors(board, config, hw)
         outputs = build_outputs(board, hw)
-        self.device = Device(board, config, sensors, outputs, self.clock)
+        self.device = Device(board, config, sensors, outputs, self.clock, diff=hw.get("ticks_diff"))
+        self.keep_time_ms = KEEP_TIME_MS
         options = {
             "max_clients": board["max_clients"],
             "max_message_size": board["max_message_size"],
@@ -49,6 +51,7 @@ class App:
         self.text_clients = self.server.group(TEXT_PATH)
         self.binary_clients = self.server.group(BINARY_PATH)
         self._sampler = None
+        self._tasks = []
         self._running = False
 
     # ------------------------------------------------------------ clients
@@ -115,12 +118,23 @@ class App:
             if ticks_diff(ticks_ms(), due) > 1000:
                 due = ticks_ms()  # fell far behind (a blocking sensor): start afresh
 
+    async def _keep_time(self):
+        """Uptime must see the clock more often than every ~6 days (the
+        ticks wrap), also when no dashboard is open and nothing samples."""
+        while self._running:
+            try:
+                self.device.keep_time()
+            except Exception as error:  # noqa: BLE001 (a clock problem must not end the app)
+                self.log("uptime error:", repr(error))
+            await sleep_ms(self.keep_time_ms)
+
     # ------------------------------------------------------------ running
 
     async def start(self, host="0.0.0.0", port=80, ssl=None):
         await self.server.start(host, port, ssl)
         self._running = True
         self._sampler = asyncio.create_task(self._sample_loop())
+        self._tasks = [asyncio.create_task(self._keep_time())]
         return self
 
     async def stop(self):
@@ -128,6 +142,9 @@ class App:
         if self._sampler is not None:
             self._sampler.cancel()
             self._sampler = None
+        for task in self._tasks:
+            task.cancel()
+        self._tasks = []
         await self.server.stop()
 
     async def serve(self, host="0.0.0.0", port=80, ssl=None, stopped=None):

@@ -41,11 +41,12 @@ except TypeError:
 class Device:
     """board, config: checked dicts (boardfile.py, config.py); sensors: objects
     with name, unit, read(); outputs: objects with name, value([on]);
-    clock: ticks_ms-like, counting from boot; mem: () -> (free, alloc) in
-    bytes, default gc's (None, None on CPython, which has no such numbers).
+    clock: ticks_ms-like, counting from boot; diff: its ticks_diff (default
+    time.ticks_diff); mem: () -> (free, alloc) in bytes, default gc's
+    (None, None on CPython, which has no such numbers).
     """
 
-    def __init__(self, board, config, sensors, outputs, clock, mem=None):
+    def __init__(self, board, config, sensors, outputs, clock, mem=None, diff=None):
         self.board = board
         self.name = config.get("device_name") or "microws"
         self.sensors = sensors
@@ -59,8 +60,18 @@ class Device:
         self.rate = float(config.get("rate") or board["rate"])
         self.seq = 0
         self._clock = clock
-        self._uptime = Uptime(clock)
+        self._uptime = Uptime(clock, diff)
         self._mem = mem or _gc_mem
+
+    def keep_time(self):
+        """Look at the clock: needed at least every few days (ticks_diff is
+        right only within half the ticks period), so the App calls it every
+        minute whether or not anyone is watching."""
+        self._uptime.ms()
+        for sensor in self.sensors:
+            keep = getattr(sensor, "keep_time", None)
+            if keep is not None:
+                keep()
 
     # ------------------------------------------------------------ messages
 

@@ -184,7 +184,7 @@ def _build(spec, wanted, board, hw, clock):
     from sensors import system
 
     if kind == "uptime":
-        return [system.UptimeSensor(clock, name, unit)]
+        return [system.UptimeSensor(clock, name, unit, hw.get("ticks_diff"))]
     if kind == "wifi_rssi":
         return [system.WifiRssi(hw.get("network"), name, unit)]
     if kind == "internal_temp":

@@ -53,9 +53,14 @@ class FreeHeap(Sensor):
 class UptimeSensor(Sensor):
     """Seconds since boot; a drop to zero on the chart shows a reset."""
 
-    def __init__(self, clock, name="uptime", unit="s"):
+    def __init__(self, clock, name="uptime", unit="s", diff=None):
         Sensor.__init__(self, name, unit)
-        self._uptime = Uptime(clock)
+        self._uptime = Uptime(clock, diff)
+
+    def keep_time(self):
+        """Called every minute (App), so a wrap of ticks between samples
+        cannot be missed."""
+        self._uptime.ms()
 
     def _read(self):
         return self._uptime.seconds()

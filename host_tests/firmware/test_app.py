@@ -253,3 +253,47 @@ def test_limiter_refills_at_its_rate():
     assert not limiter.allow()
     now[0] += 1
     assert limiter.allow() and not limiter.allow()
+
+
+class WrappingClock:
+    """ticks_ms of a port with 30-bit ticks: wraps every 2**30 ms (12.4 days)."""
+
+    PERIOD = 2 ** 30
+
+    def __init__(self):
+        self.total = 0
+
+    def __call__(self):
+        return self.total % self.PERIOD
+
+    @classmethod
+    def diff(cls, new, old):
+        return ((new - old + cls.PERIOD // 2) % cls.PERIOD) - cls.PERIOD // 2
+
+
+def test_uptime_is_right_after_weeks_without_a_dashboard_and_across_tick_wraps():
+    """No client, so nothing samples: uptime must still see every wrap."""
+    async def body():
+        clock = WrappingClock()
+        hw = hardware(seed=3, clock=clock)
+        hw["ticks_diff"] = WrappingClock.diff
+        checked = parse_config({"board": "host"}, HOST_BOARD, "test")
+        app = App(HOST_BOARD, checked, hw, www=os.path.join(ROOT, "firmware", "www"), log=lambda *a: None)
+        app.keep_time_ms = 5  # "every minute", fast
+        await app.start("127.0.0.1", 0)
+        try:
+            day = 86400 * 1000
+            for _ in range(40):  # 40 days in steps of 1 day, unwatched; 3 wraps of the ticks
+                clock.total += day
+                await asyncio.sleep(0.02)
+            url = "ws://127.0.0.1:%d/ws" % app.server.port
+            async with websockets.connect(url) as ws:
+                await ws.recv()
+                await ws.send(json.dumps({"cmd": "info", "id": 1}))
+                info = await next_of(ws, "info")
+            assert info["uptime_s"] == 40 * 86400
+            uptime_sensor = [s for s in app.device.sensors if s.name == "uptime"][0]
+            assert uptime_sensor.read() == 40 * 86400
+        finally:
+            await app.stop()
+    run(body())

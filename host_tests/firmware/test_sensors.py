@@ -345,3 +345,19 @@ def test_describe_renamed_values():
     spec = {"type": "dht22", "pin": 4, "names": ["t_out", "h_out"]}
     assert describe(spec) == [("t_out", "°C"), ("h_out", "%")]
     assert describe({"type": "uptime", "name": "up"}) == [("up", "s")]
+
+
+def test_uptime_takes_the_clocks_own_ticks_diff_and_accumulates_over_many_wraps():
+    from uptime import Uptime
+
+    period = 2 ** 30
+
+    def diff(a, b):
+        return ((a - b + period // 2) % period) - period // 2
+
+    total = [0]
+    up = Uptime(lambda: total[0] % period, diff)
+    for _ in range(24 * 60):  # 60 days, looked at every hour
+        total[0] += 3600 * 1000
+        up.ms()
+    assert up.seconds() == 60 * 86400
