@@ -8,7 +8,7 @@ only the board description, the config and the `hw` modules differ.
     /ws/bin    the same stream as binary samples, and the same commands
 """
 
-from access import CommandLimiter, token_matches
+from access import CommandLimiter, TokenGuard, peer_address
 from device import Device, sample_binary, sample_text
 from microws.compat import asyncio, sleep_ms, ticks_diff, ticks_ms
 from microws.server import Server
@@ -18,6 +18,10 @@ from sensors import build_sensors
 TEXT_PATH = "/ws"
 BINARY_PATH = "/ws/bin"
 WAKE_MS = 100  # the sampler looks at the rate this often while it waits
+READONLY_WHY = {  # hello's "why": never anything about the token itself
+    "wrong": "wrong token",
+    "refused": "too many wrong tokens from this address: try again later",
+}
 KEEP_TIME_MS = 60000  # how often uptime looks at the clock, watched or not
 
 
@@ -30,6 +34,7 @@ class App:
         self.clock = hw.get("clock") or ticks_ms
         self.log = log
         self.token = config.get("token") or ""
+        self.guard = TokenGuard(self.token, self.clock)
         sensors = build_sensors(board, config, hw)
         outputs = build_outputs(board, hw)
         self.device = Device(board, config, sensors, outputs, self.clock, diff=hw.get("ticks_diff"))
@@ -59,17 +64,23 @@ class App:
     def clients(self):
         return len(self.text_clients) + len(self.binary_clients)
 
-    def may_command(self, ws):
-        """Whether this client presented the token (always, without one)."""
+    def access(self, ws):
+        """How this client may use the device: "ok" (it presented the token,
+        or the device has none), "none" (no token presented), "wrong", or
+        "refused" (too many wrong tokens from its address lately)."""
         if not self.token:
-            return True
+            return "ok"
         presented = _query_value(ws.request.query, "token")
-        return presented is not None and token_matches(presented, self.token)
+        verdict = self.guard.check(peer_address(ws.remote_address), presented)
+        if verdict == "refused":
+            self.log("access: token attempt refused (too many wrong tokens from one address)")
+        return verdict
 
     async def _dashboard(self, ws):
-        readonly = not self.may_command(ws)
+        verdict = self.access(ws)
+        readonly = verdict != "ok"
         limiter = CommandLimiter(self.clock)
-        await ws.send(self.device.hello(readonly))
+        await ws.send(self.device.hello(readonly, READONLY_WHY.get(verdict)))
         async for message in ws:
             if not limiter.allow():
                 await ws.send(self.device.refuse(

@@ -81,14 +81,18 @@ class Device:
             state[name] = bool(self.outputs[name].value())
         return state
 
-    def hello(self, readonly=False):
-        """The `hello` text for a client that just connected."""
-        return dumps({
+    def hello(self, readonly=False, why=None):
+        """The `hello` text for a client that just connected; why: the
+        reason it is read-only when it presented a token (wrong, refused)."""
+        msg = {
             "t": "hello", "device": self.name, "board": self.board["name"], "fw": FW_VERSION,
             "rate": self.rate, "min_rate": self.min_rate, "max_rate": self.max_rate,
             "sensors": [{"name": s.name, "unit": s.unit} for s in self.sensors],
             "outputs": self._outputs_state(), "readonly": bool(readonly),
-        })
+        }
+        if readonly and why:
+            msg["why"] = why
+        return dumps(msg)
 
     def read(self):
         """Read every sensor once: (seq, ms, values), seq counting from 0.

@@ -12,6 +12,7 @@ import time
 import websockets
 
 from access import CommandLimiter, token_matches
+from fakes import Clock
 from app import App
 from boardfile import load_board
 from config import parse_config
@@ -195,12 +196,13 @@ def test_with_a_token_only_a_dashboard_that_presents_it_may_command():
         try:
             async with websockets.connect(url + "/ws") as anonymous:
                 hello = json.loads(await anonymous.recv())
-                assert hello["readonly"] is True
+                assert hello["readonly"] is True and "why" not in hello  # no token: the usual banner
                 await anonymous.send(json.dumps({"cmd": "led", "on": True, "id": 1}))
                 assert "read-only" in (await next_of(anonymous, "error"))["error"]
                 assert app.device.outputs["led"].value() is False
             async with websockets.connect(url + "/ws?token=wrong") as wrong:
-                assert json.loads(await wrong.recv())["readonly"] is True
+                hello = json.loads(await wrong.recv())
+                assert hello["readonly"] is True and hello["why"] == "wrong token"
             async with websockets.connect(url + "/ws?token=s3cret%2Dtoken") as owner:
                 assert json.loads(await owner.recv())["readonly"] is False
                 await owner.send(json.dumps({"cmd": "led", "on": True, "id": 2}))
@@ -210,6 +212,56 @@ def test_with_a_token_only_a_dashboard_that_presents_it_may_command():
         finally:
             await app.stop()
     run(body())
+
+
+def test_wrong_token_guesses_are_limited_per_address():
+    async def body():
+        app = make_app(token="s3cret-token")
+        url = await started(app)
+
+        async def hello(query, local="127.0.0.1"):
+            async with websockets.connect(url + "/ws" + query, local_addr=(local, 0)) as ws:
+                return json.loads(await ws.recv())
+
+        try:
+            for n in range(5):
+                h = await hello("?token=guess%d" % n)
+                assert h["readonly"] is True and h["why"] == "wrong token"
+            # the sixth attempt from that address is refused, even with the right token
+            h = await hello("?token=s3cret-token")
+            assert h["readonly"] is True and "too many wrong tokens" in h["why"]
+            assert "s3cret" not in json.dumps(h)
+            # no token at all is still the plain read-only dashboard
+            assert "why" not in await hello("")
+            # another address is not affected
+            assert (await hello("?token=s3cret-token", local="127.0.0.2"))["readonly"] is False
+        finally:
+            await app.stop()
+    run(body())
+
+
+def test_token_guard_window_lockout_and_bounded_table():
+    from access import TokenGuard
+
+    clock = Clock()
+    guard = TokenGuard("right", clock, guesses=5, window_ms=60000, lockout_ms=300000, slots=4)
+    assert guard.check("a", None) == "none"
+    for _ in range(4):
+        assert guard.check("a", "x") == "wrong"
+    clock.advance(61000)  # the window is over: the count starts again
+    for _ in range(4):
+        assert guard.check("a", "x") == "wrong"
+    assert guard.check("a", "right") == "ok"
+    assert guard.check("a", "x") == "wrong"  # the 5th within a minute
+    assert guard.check("a", "right") == "refused"
+    assert guard.check("b", "right") == "ok"
+    clock.advance(299000)
+    assert guard.check("a", "right") == "refused"
+    clock.advance(2000)
+    assert guard.check("a", "right") == "ok"
+    for n in range(20):  # many guessers: the table stays small
+        guard.check("guesser%d" % n, "x")
+    assert len(guard._table) <= 4
 
 
 def test_commands_beyond_the_rate_limit_are_refused_and_the_stream_goes_on():
