@@ -160,8 +160,55 @@ def test_allow_list_with_none_admits_clients_without_origin():
     assert status_of(upgrade_request(), origins=("http://device.local", None)) == 101
 
 
-def test_any_origin_accepted_without_allow_list():
-    assert status_of(upgrade_request(add=(("Origin", "http://anywhere.example"),))) == 101
+def with_host_and_origin(host, origin):
+    return upgrade_request(replace=(("Host", host),), add=(("Origin", origin),))
+
+
+def test_without_allow_list_another_sites_origin_gets_403():
+    # cross-site WebSocket hijacking: a page elsewhere must not drive the device
+    assert status_of(upgrade_request(add=(("Origin", "http://anywhere.example"),))) == 403
+    assert status_of(with_host_and_origin("192.168.1.50", "http://192.168.1.51")) == 403
+    assert status_of(with_host_and_origin("192.168.1.50:8080", "http://192.168.1.50")) == 403
+    assert status_of(with_host_and_origin("192.168.1.50", "http://192.168.1.50:8080")) == 403
+    assert status_of(with_host_and_origin("device.local", "http://device.local.evil.example")) == 403
+    assert status_of(with_host_and_origin("device.local", "null")) == 403
+    assert status_of(with_host_and_origin("device.local", "file://device.local")) == 403
+    assert status_of(with_host_and_origin("device.local:443", "http://device.local")) == 403
+
+
+def test_without_allow_list_the_origin_of_the_host_itself_is_accepted():
+    assert status_of(upgrade_request(add=(("Origin", "http://device.local"),))) == 101
+    assert status_of(with_host_and_origin("192.168.1.50", "http://192.168.1.50")) == 101
+    assert status_of(with_host_and_origin("127.0.0.1:8080", "http://127.0.0.1:8080")) == 101
+    assert status_of(with_host_and_origin("[::1]:8080", "https://[::1]:8080")) == 101
+    # https origins too, and case does not matter
+    assert status_of(with_host_and_origin("Device.Local", "HTTPS://device.LOCAL")) == 101
+    # the scheme's default port, written or not, on either side
+    assert status_of(with_host_and_origin("device.local:80", "http://device.local")) == 101
+    assert status_of(with_host_and_origin("device.local", "http://device.local:80")) == 101
+    assert status_of(with_host_and_origin("device.local:443", "https://device.local")) == 101
+    assert status_of(with_host_and_origin("device.local", "https://device.local:443")) == 101
+
+
+def test_without_allow_list_clients_without_origin_are_accepted():
+    assert status_of(upgrade_request()) == 101
+
+
+def test_allow_list_replaces_the_same_host_rule():
+    same = upgrade_request(add=(("Origin", "http://device.local"),))
+    other = upgrade_request(add=(("Origin", "http://dashboard.example"),))
+    # narrower: only the listed origin, not even the host itself, nor no Origin
+    assert status_of(same, origins=("http://dashboard.example",)) == 403
+    assert status_of(upgrade_request(), origins=("http://dashboard.example",)) == 403
+    assert status_of(other, origins=("http://dashboard.example",)) == 101
+    # wider: another site is let in when listed
+    assert status_of(other, origins=("http://device.local", "http://dashboard.example")) == 101
+
+
+def test_star_in_allow_list_admits_any_origin_and_none():
+    assert status_of(upgrade_request(add=(("Origin", "http://anywhere.example"),)), origins=("*",)) == 101
+    assert status_of(upgrade_request(add=(("Origin", "null"),)), origins=("*",)) == 101
+    assert status_of(upgrade_request(), origins=("*",)) == 101
 
 
 def test_head_larger_than_limit_gets_431():

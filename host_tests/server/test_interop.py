@@ -204,6 +204,40 @@ def test_origin_outside_allow_list_gets_403():
     run(body())
 
 
+def test_without_origins_only_the_servers_own_host_or_no_origin_gets_in():
+    async def body():
+        async with running(echo_server()) as port:
+            with pytest.raises(InvalidStatus) as error:
+                await websockets.connect(url(port), origin="http://evil.example")
+            assert error.value.response.status_code == 403
+            with pytest.raises(InvalidStatus) as error:
+                await websockets.connect(url(port), origin="http://127.0.0.1:%d" % (port + 1))
+            assert error.value.response.status_code == 403
+            # a page the server served itself (Host 127.0.0.1:PORT)
+            async with websockets.connect(url(port), origin="http://127.0.0.1:%d" % port) as client:
+                await client.send("same host")
+                assert await client.recv() == "same host"
+            # a client that is not a browser sends no Origin
+            async with websockets.connect(url(port)) as client:
+                await client.send("no origin")
+                assert await client.recv() == "no origin"
+    run(body())
+
+
+def test_route_origins_override_the_servers():
+    async def body():
+        server = Server(origins=["http://device.local"])
+
+        @server.websocket("/open", origins=["*"])
+        async def open_route(ws):
+            await ws.send("open")
+
+        async with running(server) as port:
+            async with websockets.connect(url(port, "/open"), origin="http://evil.example") as client:
+                assert await client.recv() == "open"
+    run(body())
+
+
 def test_server_shutdown_sends_1001_to_every_client():
     async def body():
         server = echo_server()

@@ -189,9 +189,12 @@ def _key_is_well_formed(key):
 def check_request(request: Request, origins: "Optional[Sequence[Optional[str]]]" = None) -> str:
     """Validate an upgrade request (4.2.1); return its Sec-WebSocket-Key.
 
-    `origins`, when given, is an allow-list of Origin values; put None in it
-    to also admit clients that send no Origin (non-browser clients).
-    Raises HandshakeError with the HTTP status that fits the fault.
+    Origin (cross-site WebSocket hijacking): with `origins` None (the
+    default) a browser's Origin must name the host it connected to (the Host
+    header), and clients that send no Origin (non-browser clients) are let
+    in. `origins`, when given, is an allow-list of Origin values instead;
+    put None in it to also admit clients that send no Origin, "*" to admit
+    any. Raises HandshakeError with the HTTP status that fits the fault.
     """
     if request.method != "GET":
         raise HandshakeError(405, "a WebSocket upgrade must be a GET", (("Allow", "GET"),))
@@ -213,9 +216,32 @@ def check_request(request: Request, origins: "Optional[Sequence[Optional[str]]]"
     key = request.header("sec-websocket-key") or ""
     if not _key_is_well_formed(key):
         raise HandshakeError(400, "Sec-WebSocket-Key must be 16 bytes in base64")
-    if origins is not None and request.header("origin") not in origins:
+    origin = request.header("origin")
+    if origins is None:
+        if origin is not None and not same_host(origin, request.header("host") or ""):
+            raise HandshakeError(403, "origin not allowed: not this host")
+    elif origin not in origins and "*" not in origins:
         raise HandshakeError(403, "origin not allowed")
     return key
+
+
+def same_host(origin: str, host: str) -> bool:
+    """Does an Origin (http or https) name the host of this Host header?
+
+    Case-insensitive, the scheme's default port (80, 443) written or not."""
+    origin = origin.lower()
+    host = host.lower()
+    if origin.startswith("http://"):
+        origin, port = origin[7:], ":80"
+    elif origin.startswith("https://"):
+        origin, port = origin[8:], ":443"
+    else:
+        return False  # "null" (a sandboxed page, a file) and other schemes
+    if origin.endswith(port):
+        origin = origin[:-len(port)]
+    if host.endswith(port):
+        host = host[:-len(port)]
+    return bool(origin) and origin == host
 
 
 def accept_key(key: "Union[str, bytes]", hash_function: "Callable[[bytes], Any]" = sha1) -> str:
