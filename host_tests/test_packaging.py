@@ -44,6 +44,16 @@ def test_package_json_lists_every_library_file_and_only_those(package):
         assert source == "lib/" + target
 
 
+def test_license_is_mit_everywhere(package):
+    with open(os.path.join(ROOT, "LICENSE"), encoding="utf-8") as f:
+        text = f.read()
+    assert text.startswith("MIT License\n\nCopyright (c) 2026 the microws authors\n")
+    assert "THE SOFTWARE IS PROVIDED \"AS IS\", WITHOUT WARRANTY OF ANY KIND" in text
+    assert package["license"] == "MIT"
+    with open(os.path.join(ROOT, "pyproject.toml"), encoding="utf-8") as f:
+        assert '\nlicense = {text = "MIT"}' in f.read()
+
+
 def test_package_json_version_and_deps(package):
     assert package["version"] == _version()
     assert package.get("deps", []) == []  # the library needs nothing
@@ -111,6 +121,12 @@ assert b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n" in response, re
 print("FILE", microws.__file__)
 print("VERSION", importlib.metadata.version("microws"), microws.__version__)
 print("TYPED", os.path.exists(os.path.join(os.path.dirname(microws.__file__), "py.typed")))
+print("LICENSE", importlib.metadata.metadata("microws")["License"])
+files = importlib.metadata.files("microws")
+print("LICENSEFILE", any(f.name == "LICENSE" for f in files))
+print("STUB", any(f.name == "__init__.pyi" for f in files))
+from microws import Server
+print("SERVER", Server.__module__)
 """
 
 
@@ -124,7 +140,7 @@ def test_pip_install_into_a_fresh_venv_then_handshake(tmp_path):
     pytest.importorskip("setuptools")
     source = tmp_path / "src"  # a copy: the build writes build/ and egg-info next to the sources
     source.mkdir()
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(os.path.join(ROOT, name), source / name)
     shutil.copytree(LIB, source / "lib" / "microws", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     env_dir = tmp_path / "venv"
@@ -143,6 +159,10 @@ def test_pip_install_into_a_fresh_venv_then_handshake(tmp_path):
     assert lines["FILE"].startswith(str(env_dir)), lines["FILE"]
     assert lines["VERSION"] == "%s %s" % (_version(), _version())
     assert lines["TYPED"] == "True"
+    assert lines["LICENSE"] == "MIT"
+    assert lines["LICENSEFILE"] == "True"
+    assert lines["STUB"] == "True"
+    assert lines["SERVER"] == "microws.server"
 
 
 # --- freezing ------------------------------------------------------------------------
