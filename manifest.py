@@ -9,7 +9,8 @@
 #     include("/path/to/microws/manifest.py")
 #
 # then  make -C ports/esp8266 BOARD=ESP8266_GENERIC FROZEN_MANIFEST=/path/to/that.py
-# (docs/deploy.md has the steps). Paths here are relative to this file.
+# (README.md, section "Freezing into your own firmware (ESP8266)", has the
+# steps). Paths here are relative to this file.
 
 # The library: lib/microws/ -> import microws
 package("microws", base_path="lib")

@@ -4,6 +4,7 @@ freezing (manifest.py). One version everywhere."""
 import ast
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -95,6 +96,40 @@ def test_mip_resolves_the_relative_urls_into_lib_microws(package, capsys):
     for _, source in package["urls"]:
         url = mip._rewrite_url(base + "/" + source, "v" + _version())
         assert url == "https://raw.githubusercontent.com/OWNER/microws/v%s/%s" % (_version(), source)
+
+
+def _readme_section(title):
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        text = f.read()
+    start = text.index("\n### " + title + "\n")
+    end = text.index("\n#", start + 1)
+    return text[start:end]
+
+
+def test_readme_mip_section_names_no_made_up_owner():
+    mip_section = _readme_section("mip: the library only")
+    assert "OWNER" not in mip_section
+    # the clone's package.json by path, and the user's own fork marked as such
+    assert "mpremote mip install /path/to/microws/package.json" in mip_section
+    assert "github:<you>/microws" in mip_section and "your GitHub account" in mip_section
+
+
+def test_mip_installs_from_the_clone_by_absolute_path_from_anywhere(tmp_path, monkeypatch):
+    # `mpremote mip install /path/to/microws/package.json`, run in another folder
+    mip = pytest.importorskip("mpremote.mip")
+    monkeypatch.chdir(tmp_path)
+    board = _FakeTransport()
+    mip._install_package(board, os.path.join(ROOT, "package.json"), "unused-index", "/lib", None, True)
+    assert sorted(board.files) == ["/lib/microws/" + f for f in LIB_FILES]
+
+
+def test_manifest_points_at_steps_that_exist():
+    with open(os.path.join(ROOT, "manifest.py"), encoding="utf-8") as f:
+        text = f.read()
+    for path in re.findall(r"[\w./-]+\.md", text):
+        assert os.path.isfile(os.path.join(ROOT, path)), path
+    title = re.search(r'README\.md, section "([^"]+)"', text.replace("\n# ", " ")).group(1)
+    assert "make -C ports/esp8266" in _readme_section(title)
 
 
 # --- pip ---------------------------------------------------------------------------
