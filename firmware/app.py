@@ -37,7 +37,7 @@ class App:
         self.guard = TokenGuard(self.token, self.clock)
         sensors = build_sensors(board, config, hw)
         outputs = build_outputs(board, hw)
-        self.device = Device(board, config, sensors, outputs, self.clock, diff=hw.get("ticks_diff"))
+        self.device = Device(board, config, sensors, outputs, self.clock, diff=hw.get("ticks_diff"), log=log)
         self.keep_time_ms = KEEP_TIME_MS
         options = {
             "max_clients": board["max_clients"],

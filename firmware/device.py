@@ -46,8 +46,10 @@ class Device:
     (None, None on CPython, which has no such numbers).
     """
 
-    def __init__(self, board, config, sensors, outputs, clock, mem=None, diff=None):
+    def __init__(self, board, config, sensors, outputs, clock, mem=None, diff=None, log=None):
         self.board = board
+        self.log = log or print
+        self.errors = [None] * len(sensors)  # each sensor's failure reason, None when it reads
         self.name = config.get("device_name") or "microws"
         self.sensors = sensors
         self.outputs = {}
@@ -101,19 +103,34 @@ class Device:
         dashboards see the same sample under the same seq.
         """
         values = []
-        for sensor in self.sensors:
+        errors = self.errors
+        failing = False
+        for i in range(len(self.sensors)):
+            sensor = self.sensors[i]
             try:
                 value = sensor.read()
-            except Exception:  # noqa: BLE001 (sensors should not raise; if one does, it is a null)
+                error = getattr(sensor, "error", None)
+            except Exception as e:  # noqa: BLE001 (sensors should not raise; if one does, it is a null)
                 value = None
+                error = _reason(e)
             if not is_number(value):  # None, NaN, inf, or not a number at all
                 value = None
+            if error is not None and not is_str(error):
+                error = str(error)
+            if (error is None) != (errors[i] is None):  # a change: said once each way
+                if error is None:
+                    self.log("sensor %s recovered" % sensor.name)
+                else:
+                    self.log("sensor %s failed: %s" % (sensor.name, error))
+            errors[i] = error
+            if error is not None:
+                failing = True
             values.append(value)
         ms = int(self._clock())
         self._uptime.ms()
         seq = self.seq
         self.seq += 1
-        return seq, ms, values
+        return seq, ms, values, list(errors) if failing else None
 
     def sample(self):
         """Read every sensor once; the `s` text."""
@@ -131,6 +148,12 @@ class Device:
             "mem_free": free, "mem_alloc": alloc, "uptime_s": self._uptime.seconds(),
             "clients": clients, "rate": self.rate, "outputs": self._outputs_state(), "dropped": dropped,
         }
+        failed = {}
+        for i in range(len(self.sensors)):
+            if self.errors[i] is not None:
+                failed[self.sensors[i].name] = self.errors[i]
+        if failed:
+            msg["sensor_errors"] = failed
         if msg_id is not None:
             msg["id"] = msg_id
         return dumps(msg)
@@ -220,23 +243,41 @@ class Device:
         return _ack(msg_id, {"cmd": name, "on": on}), self.state() if changed else None
 
 
+def _reason(error):
+    text = str(error)
+    name = type(error).__name__
+    return (name + ": " + text if text else name)[:48]
+
+
 def sample_text(reading):
-    """The `s` text of a reading (seq, ms, values)."""
-    seq, ms, values = reading
+    """The `s` text of a reading (seq, ms, values[, errors]); "e", the
+    failing sensors' reasons (null for the others), only when one fails."""
+    seq, ms, values = reading[0], reading[1], reading[2]
+    errors = reading[3] if len(reading) > 3 else None
+    if errors:
+        return '{"t":"s","seq":%d,"ms":%d,"v":%s,"e":%s}' % (seq, ms, dumps(values), dumps(errors))
     return '{"t":"s","seq":%d,"ms":%d,"v":%s}' % (seq, ms, dumps(values))
 
 
 # The binary sample (firmware/PROTOCOL.md): "<BBHII" header, then one
-# little-endian float32 per sensor, NaN for a failed read.
+# little-endian float32 per sensor, NaN for a failed read; when a sensor
+# fails, then ceil(n / 8) bytes of flags, bit i set for sensor i failing.
 BINARY_MAGIC = 0x53  # "S"
 BINARY_VERSION = 1
 BINARY_HEADER = 12
 
 
 def sample_binary(reading):
-    """The binary form of a reading: 12-byte header + 4 bytes per value."""
-    seq, ms, values = reading
-    data = bytearray(BINARY_HEADER + 4 * len(values))
+    """The binary form of a reading: 12-byte header + 4 bytes per value
+    (+ the failure flags when a sensor failed)."""
+    seq, ms, values = reading[0], reading[1], reading[2]
+    errors = reading[3] if len(reading) > 3 else None
+    size = BINARY_HEADER + 4 * len(values)
+    data = bytearray(size + ((len(values) + 7) // 8 if errors else 0))
+    if errors:
+        for i in range(len(errors)):
+            if errors[i] is not None:
+                data[size + i // 8] |= 1 << (i % 8)
     struct.pack_into("<BBHII", data, 0, BINARY_MAGIC, BINARY_VERSION, len(values),
                      seq & 0xFFFFFFFF, ms & 0xFFFFFFFF)
     at = BINARY_HEADER

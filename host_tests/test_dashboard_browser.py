@@ -289,6 +289,22 @@ def test_a_refused_command_is_matched_to_what_the_page_sent(dash):
     dash.page.wait_for_timeout(2200)  # let the device's limiter refill for the tests after
 
 
+def test_a_failing_sensor_shows_its_error_on_its_card(dash):
+    """The stream's "e" (firmware/PROTOCOL.md) reaches the card: sensor error: <reason>."""
+    dash.wait_live()
+    first = dash.js("() => hello.sensors[0].name")
+    card = '[data-sensor="%s"] .mm' % first
+    failed = """() => { const n = hello.sensors.length, v = Array(n).fill(1), e = Array(n).fill(null);
+        v[0] = null; e[0] = "OSError: [Errno 19] ENODEV";
+        onMessage(JSON.stringify({ t: "s", seq: lastSeq + 1, ms: lastMs + 1, v, e })); }"""
+    dash.js(failed)
+    dash.wait("(sel) => document.querySelector(sel).textContent === 'sensor error: OSError: [Errno 19] ENODEV'",
+              arg=card, timeout=3.0, what="the sensor error on the card")
+    # the device's next real sample (no "e"): the card recovers
+    dash.wait("(sel) => !document.querySelector(sel).textContent.startsWith('sensor error')",
+              arg=card, timeout=5.0, what="the card to recover")
+
+
 def test_reconnects_after_the_device_comes_back(dash):
     dash.wait_live()
     before = dash.points()

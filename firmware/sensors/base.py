@@ -2,7 +2,8 @@
 
 read() never raises: a sensor that fails this time (unplugged, bad checksum,
 bus error) gives None, the sample carries `null`, and the sampling loop goes
-on. Subclasses implement _read(), which may raise.
+on; `error` then holds the reason (a short text), None after a good read.
+Subclasses implement _read(), which may raise.
 """
 
 from uptime import ticks_diff
@@ -17,6 +18,22 @@ def quantize(value, decimals):
     return int(value * scale + 0.5 if value >= 0 else value * scale - 0.5) / scale
 
 
+MAX_REASON = 48  # longest reason kept (memory; the page shows it)
+
+
+class SensorFailure(Exception):
+    """A failure whose text is already the reason (a shared measurement's)."""
+
+
+def reason(error):
+    """A short text for why a read failed: "OSError: [Errno 19] ENODEV"."""
+    text = str(error)
+    if not isinstance(error, SensorFailure):
+        name = type(error).__name__
+        text = name + ": " + text if text else name
+    return text[:MAX_REASON]
+
+
 class Sensor:
     """One value of one sensor."""
 
@@ -24,14 +41,18 @@ class Sensor:
         self.name = name
         self.unit = unit
         self.decimals = decimals
+        self.error = None
 
     def read(self):
         try:
             value = self._read()
-        except Exception:  # noqa: BLE001 (a failed read is None, by design)
+        except Exception as e:  # noqa: BLE001 (a failed read is None, by design)
+            self.error = reason(e)
             return None
+        self.error = None
         if type(value) is float:
             if value - value != 0:  # NaN or infinite: not JSON
+                self.error = "not a number"
                 return None
             return quantize(value, self.decimals)
         return value
@@ -60,6 +81,7 @@ class Shared:
         self._min_interval = min_interval_ms
         self._clock = clock
         self._last = None
+        self.error = None  # why the last measurement failed
 
     def value(self, index):
         bit = 1 << index
@@ -78,8 +100,10 @@ class Shared:
             self._last = now
         try:
             self._values = self._measure()
-        except Exception:  # noqa: BLE001
+            self.error = None
+        except Exception as e:  # noqa: BLE001
             self._values = None
+            self.error = reason(e)
 
 
 class SharedValue(Sensor):
@@ -91,4 +115,7 @@ class SharedValue(Sensor):
         self._index = index
 
     def _read(self):
-        return self._shared.value(self._index)
+        value = self._shared.value(self._index)
+        if value is None and self._shared.error is not None:
+            raise SensorFailure(self._shared.error)
+        return value

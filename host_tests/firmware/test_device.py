@@ -349,3 +349,41 @@ def test_pin_output_value_is_a_bool():
     led = PinOutput("led", FakeMachine().Pin(2, 3))
     led.value(1)
     assert led.value() is True
+
+
+def test_a_failing_sensor_is_logged_once_with_its_reason_and_again_when_it_recovers():
+    import struct
+
+    flaky = Fixed("temperature", "°C", [OSError(19), OSError(19), OSError(19), 21.5, 21.5])
+    lines = []
+    dev = Device(BOARD, {"rate": 2}, [flaky, Fixed("humidity", "%", [45.2])], [], Clock(), lambda: (1, 2),
+                 log=lines.append)
+    first = compact(dev.sample())
+    assert first["v"] == [None, 45.2] and first["e"] == ["OSError: 19", None]
+    reading = dev.read()
+    binary = device.sample_binary(reading)
+    assert len(binary) == 12 + 4 * 2 + 1 and binary[-1] == 0b01  # the flags byte: sensor 0 failed
+    assert struct.unpack_from("<BBH", binary) == (0x53, 1, 2)
+    info = compact(dev.info())
+    assert info["sensor_errors"] == {"temperature": "OSError: 19"}
+    dev.sample()
+    assert lines == ["sensor temperature failed: OSError: 19"]  # once, though it failed 3 times
+    good = compact(dev.sample())
+    assert good["v"] == [21.5, 45.2] and "e" not in good
+    assert len(device.sample_binary(dev.read())) == 12 + 4 * 2  # no flags when all read
+    assert "sensor_errors" not in compact(dev.info())
+    assert lines == ["sensor temperature failed: OSError: 19", "sensor temperature recovered"]
+
+
+def test_a_sensor_that_raises_from_read_and_a_shared_measurement_give_their_reasons():
+    from sensors.base import Shared, SharedValue
+
+    def measure():
+        raise OSError(110)
+
+    shared = Shared(measure, 2)
+    lines = []
+    dev = Device(BOARD, {"rate": 2}, [Rude(), SharedValue(shared, 0, "t"), SharedValue(shared, 1, "h")], [],
+                 Clock(), lambda: (1, 2), log=lines.append)
+    assert compact(dev.sample())["e"] == ["RuntimeError: boom", "OSError: 110", "OSError: 110"]
+    assert len(lines) == 3 and lines[0] == "sensor rude failed: RuntimeError: boom"
