@@ -6,6 +6,8 @@ only the board description, the config and the `hw` modules differ.
     /          the dashboard (www/index.html, gzipped when the browser accepts)
     /ws        the stream as JSON text, and commands (firmware/PROTOCOL.md)
     /ws/bin    the same stream as binary samples, and the same commands
+    /status    JSON: clients, max_clients, device (the page asks when its
+               WebSocket fails: a full device answers the handshake 503)
 """
 
 from access import CommandLimiter, TokenGuard, peer_address
@@ -52,6 +54,7 @@ class App:
         self.server = Server(**options)
         self.server.websocket(TEXT_PATH)(self._dashboard)
         self.server.websocket(BINARY_PATH)(self._dashboard)
+        self.server.route("/status")(self.status)
         self.server.static("/", www)
         self.text_clients = self.server.group(TEXT_PATH)
         self.binary_clients = self.server.group(BINARY_PATH)
@@ -63,6 +66,12 @@ class App:
 
     def clients(self):
         return len(self.text_clients) + len(self.binary_clients)
+
+    def status(self, request=None):
+        """GET /status: how full the device is, for a page whose WebSocket
+        was refused (JavaScript cannot read a failed handshake's 503)."""
+        return {"clients": len(self.server.clients), "max_clients": self.server.max_clients,
+                "device": self.device.name}
 
     def access(self, ws):
         """How this client may use the device: "ok" (it presented the token,

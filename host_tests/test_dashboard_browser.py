@@ -350,3 +350,28 @@ def test_with_a_token_the_page_is_read_only_unless_opened_with_it(browser, tmp_p
         assert "e2e-Secret" not in sim.log(), "the token was logged"
     finally:
         sim.stop()
+
+
+def test_a_full_device_says_busy_and_the_page_gets_in_when_a_place_frees(browser, tmp_path):
+    sim = Simulator(free_port(), str(tmp_path), ["--max-clients", "1"])
+    sim.start()
+    try:
+        url = "http://127.0.0.1:%d/" % sim.port
+        first_page = browser.new_page()
+        first = Dashboard(first_page, sim)
+        first_page.goto(url)
+        first.wait_live()
+        second_page = browser.new_page()
+        second = Dashboard(second_page, sim)
+        second_page.goto(url)
+        second.wait("() => document.querySelector('#state').dataset.state === 'busy'", timeout=10.0,
+                    what="the second page to say the device is busy")
+        text = second_page.text_content("#state")
+        assert text.startswith("device busy: 1 dashboards already open (limit 1)"), text
+        assert "unreachable" not in text
+        first_page.close()  # a place frees: the busy page retries and gets in
+        second.wait_live(timeout=20.0)
+        assert not second.errors and not first.errors, (first.errors, second.errors)
+        second_page.close()
+    finally:
+        sim.stop()

