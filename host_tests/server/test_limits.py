@@ -308,3 +308,52 @@ def test_messages_sent_byte_by_byte_arrive_whole():
             assert (opcode, payload.decode()) == (OP_TEXT, "slow \u00e9\U0001f600")
             client.close()
     run(body())
+
+
+def test_a_handler_that_only_sends_keeps_its_client_through_keepalive_and_sees_its_close():
+    """Its connection is read by the housekeeping task: the client's pongs
+    keep it alive past ping_timeout, and the client's close ends it."""
+    async def body():
+        server = quiet(ping_interval=0.3, ping_timeout=0.3)
+        ended = asyncio.Event()
+
+        @server.websocket("/ws")
+        async def ticker(ws):
+            try:
+                while True:
+                    await ws.send("tick")
+                    await asyncio.sleep(0.05)
+            finally:
+                ended.set()
+
+        async with running(server) as port:
+            async with websockets.connect(url(port)) as client:
+                started = time.monotonic()
+                while time.monotonic() - started < 2.5:  # several ping intervals and timeouts
+                    assert await asyncio.wait_for(client.recv(), 2) == "tick"
+            await asyncio.wait_for(ended.wait(), 3)
+            assert client.close_code == 1000
+    run(body())
+
+
+def test_a_message_held_in_place_is_not_read_over_while_the_handler_is_away():
+    """receive_message() lends the connection's buffer until the next receive:
+    the housekeeping task, which reads for handlers away from receive, must
+    not read the next message over it."""
+    async def body():
+        server = quiet(ping_interval=0)
+
+        @server.websocket("/ws")
+        async def slow_echo(ws):
+            while True:
+                message = await ws.receive_message()
+                await asyncio.sleep(1.2)  # more than a housekeeping pass
+                await ws.send(message)
+
+        async with running(server) as port:
+            async with websockets.connect(url(port)) as client:
+                await client.send("first message")
+                await client.send("second, longer message")
+                assert await asyncio.wait_for(client.recv(), 5) == "first message"
+                assert await asyncio.wait_for(client.recv(), 5) == "second, longer message"
+    run(body())

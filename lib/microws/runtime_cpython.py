@@ -13,6 +13,7 @@ import asyncio
 BUSY = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 12\r\nConnection: close\r\nRetry-After: 5\r\n\r\nout of heap\n"
 READ_CHUNK = 256 * 1024
 HIGH_WATER = 64 * 1024  # asyncio's default: drain() waits above it
+CLOSE_LINGER_S = 0.25  # between our FIN and the socket's close
 WRITES_KEEP_COPIES = True  # a write keeps a copy of what it is given: give it bytes, shared by every client
 SENDS_BEFORE_YIELD = 1 << 30  # never: sends past HIGH_WATER wait in drain()
 
@@ -82,6 +83,7 @@ class Link:
         self._chunk = None  # what the last read brought, not yet parsed
         self._chunk_pos = 0
         self._eof = False
+        self._filling = None  # the read read_soon() started
         self._parts = []  # written in this pass of the event loop
         self._size = 0
         self._backlog = 0  # the transport's buffer at the last flush
@@ -122,7 +124,30 @@ class Link:
         return n
 
     async def wait_readable(self):
+        if self._filling is not None:  # read_soon() is reading already
+            await self._filling
+            return
         data = await self.reader.read(READ_CHUNK)
+        if data:
+            self._chunk = memoryview(data)
+            self._chunk_pos = 0
+        else:
+            self._eof = True
+
+    def read_soon(self):
+        """For a handler busy elsewhere (housekeeping calls this): read in
+        the background, so that its pongs and its client's close are seen.
+        read_now() only hands out what a read brought."""
+        if self._filling is None and self._chunk is None and not self._eof:
+            self._filling = asyncio.ensure_future(self._fill())
+
+    async def _fill(self):
+        try:
+            data = await self.reader.read(READ_CHUNK)
+        except (OSError, asyncio.IncompleteReadError):
+            data = b""
+        finally:
+            self._filling = None
         if data:
             self._chunk = memoryview(data)
             self._chunk_pos = 0
@@ -177,13 +202,31 @@ class Link:
         self.close()
 
     def close(self):
-        """Send what is written, then close (abort, if it cannot go)."""
+        """Send what is written and end our side (FIN); close a moment later.
+        Closing at once, with input unread (a pong that crossed our close),
+        would reset the connection, and the peer could lose our close frame."""
+        if self._filling is not None:
+            self._filling.cancel()
         self.flush()
         transport = self.transport
-        if not transport.is_closing():
-            transport.close()
-            if transport.get_write_buffer_size():
-                asyncio.get_running_loop().call_later(2, transport.abort)  # a peer that never reads
+        if transport.is_closing():
+            return
+        if transport.can_write_eof():
+            try:
+                transport.write_eof()
+                asyncio.get_running_loop().call_later(CLOSE_LINGER_S, self._close_transport)
+                return
+            except (OSError, RuntimeError):
+                pass
+        self._close_transport()
+
+    def _close_transport(self):
+        transport = self.transport
+        if transport.is_closing():
+            return
+        transport.close()
+        if transport.get_write_buffer_size():
+            asyncio.get_running_loop().call_later(2, transport.abort)  # a peer that never reads
 
 
 class Receiver:

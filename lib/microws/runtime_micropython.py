@@ -266,6 +266,9 @@ class Link:
             return n
         return n + self.write_now(payload, 0, size)
 
+    def read_soon(self):
+        pass  # read_now() reads the socket itself
+
     def has_room(self, size):
         return True  # the socket says how much it takes
 
@@ -306,6 +309,7 @@ class Link:
         if self.listener is not None:
             self.listener.live -= 1
             self.listener = None
+        discard_input(sock)  # closed with input unread, the connection would be reset
         try:
             sock.close()
         except OSError:
@@ -400,18 +404,25 @@ class Yield(Done):
 _DISCARD = bytearray(64)
 
 
-def refuse(sock):
-    """Answer 503 in bytes made in advance, read what the client sent (a
-    close with unread input would reset the connection, and the answer could
-    be lost), close."""
+def discard_input(sock):
+    """Read what has arrived and drop it (a socket closed with input unread
+    resets the connection, and the peer can lose what we sent last)."""
     try:
-        sock.setblocking(False)  # an accepted socket blocks until told otherwise
-        sock.write(BUSY)
         for _ in range(64):
             if not sock.readinto(_DISCARD):
                 break
     except Exception:
         pass
+
+
+def refuse(sock):
+    """Answer 503 in bytes made in advance, drop what the client sent, close."""
+    try:
+        sock.setblocking(False)  # an accepted socket blocks until told otherwise
+        sock.write(BUSY)
+    except Exception:
+        pass
+    discard_input(sock)
     try:
         sock.close()
     except Exception:

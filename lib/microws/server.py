@@ -66,7 +66,7 @@ if TYPE_CHECKING:
 
 PING = b"\x89\x00"  # an empty ping, the keepalive's
 SCRATCH_SIZE = 266  # a broadcast frame up to 256 bytes is built here, not allocated
-BACKLOG_TICK_MS = 20  # how often slow clients' queues are retried
+BACKLOG_TICK_MS = 20  # how often slow clients' queues are retried, and handlers away from receive read for
 KEEPALIVE_TICK_MS = 1000
 # Heap a live connection needs beyond its slot, in machine words (measured
 # on the unix port: 1.7 to 1.9 KB on 64-bit, tools/bench_mp.py); start()
@@ -198,6 +198,7 @@ class WebSocket:
         self._closed = True
         self._receiving = False  # the handler waits in receive_message()
         self._held = False  # a message read by housekeeping waits for the handler
+        self._lent = False  # the handler holds the message in place: nothing may be read over it
         self._queue = [None] * server.queue_size  # frames waiting for the socket
         self._q_start = 0
         self._q_count = 0
@@ -225,7 +226,7 @@ class WebSocket:
         self.dropped = 0
         self.close_code = None
         self._closed = False
-        self._receiving = self._held = self._sending = False
+        self._receiving = self._held = self._sending = self._lent = False
         self._sends = 0
         now = ticks_ms()
         self._last_seen = self._last_ping = self._progress = now
@@ -260,12 +261,15 @@ class WebSocket:
         valid until the next receive. Raises ConnectionClosed at the end.
         Allocates nothing on MicroPython."""
         self._receiving = True
+        self._lent = False  # the previous message is given back
         return self._receiver.start()
 
     async def receive(self) -> "Union[str, bytes]":
         """The next message, copied: str for text, bytes for binary."""
         message = await self.receive_message()
-        return message.decode() if message.text else message.data()
+        copy = message.decode() if message.text else message.data()
+        self._lent = False
+        return copy
 
     def __aiter__(self) -> "WebSocket":
         return self
@@ -275,7 +279,9 @@ class WebSocket:
             message = await self.receive_message()
         except ConnectionClosed:
             raise StopAsyncIteration
-        return message.decode() if message.text else message.data()
+        copy = message.decode() if message.text else message.data()
+        self._lent = False
+        return copy
 
     def _pump(self):
         """Read and parse what has arrived, without waiting.
@@ -287,6 +293,7 @@ class WebSocket:
         if self._held:
             self._held = False
             self._receiving = False
+            self._lent = True
             return True
         conn = self.conn
         while True:
@@ -319,6 +326,7 @@ class WebSocket:
                 message.size = conn.event_size
                 message.text = event == EV_TEXT
                 self._receiving = False
+                self._lent = True
                 return True
             if event == EV_PONG:
                 self._ping_sent = None
@@ -579,7 +587,8 @@ class WebSocket:
 
     def _tend(self, now, keepalive):
         """Called by the housekeeping task: flush the queue, read for a
-        handler busy elsewhere, keepalive. True while frames still wait."""
+        handler busy elsewhere, keepalive. True while this client needs it
+        again soon: frames wait, or its handler is away from receive."""
         if self._closed:
             return False
         if self._q_count and not self._sending:
@@ -587,9 +596,14 @@ class WebSocket:
         if self._q_count and ticks_diff(now, self._progress) > self.server.send_timeout_ms:
             self._too_slow()
             return False
-        if not self._receiving and not self._held and not self._closed:
+        away = not self._receiving and not self._held and not self._lent and not self._closed
+        if away:
             try:
                 self._held = self._pump()
+                if self._held:
+                    self._lent = False  # read ahead, and kept for the handler
+                else:
+                    self.link.read_soon()  # what arrives meanwhile is read next time
             except ConnectionClosed:
                 return False
             except OSError:
@@ -597,7 +611,7 @@ class WebSocket:
                 return False
         if keepalive:
             self._keepalive(now)
-        return self._q_count > 0
+        return self._q_count > 0 or (away and not self._held)
 
     def _keepalive(self, now):
         server = self.server
@@ -787,11 +801,11 @@ class Server:
             keepalive = ticks_diff(now, last_keepalive) >= KEEPALIVE_TICK_MS
             if keepalive:
                 last_keepalive = now
-            backlog = False
+            soon = False
             for ws in self.clients:
                 if ws._tend(now, keepalive):
-                    backlog = True
-            self._backlog = backlog
+                    soon = True
+            self._backlog = soon
 
     # --------------------------------------------------------- one client
 
