@@ -154,7 +154,10 @@ def test_page_is_self_contained(page):
     assert "@import" not in css and "url(" not in css, "the CSS loads something"
     js = "".join(page.script)
     assert not re.search(r"""(?i)["'`]https?://""", js), "the script names an external URL"
-    assert "fetch(" not in js and "importScripts" not in js and "import(" not in js
+    assert "importScripts" not in js and "import(" not in js
+    # fetch only from the device itself, by a path (GET /status when the WebSocket fails)
+    for target in re.findall(r"fetch\(\s*([^,)]*)", js):
+        assert re.match(r'"/[^/]', target), "fetch of something not on the device: " + target
     # connects to the host and port the page came from, on /ws, ws:// or wss:// like the page
     assert "location.host" in js and '"/ws"' in js and '"wss://"' in js and '"ws://"' in js
 

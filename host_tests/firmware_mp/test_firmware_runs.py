@@ -68,7 +68,8 @@ def test_samples_as_text_and_binary_carry_the_same_reading():
     clock = Clock()
     device = host_device(clock)
     reading = device.read()
-    seq, ms, values = reading
+    seq, ms, values, errors = reading  # errors: None while every sensor reads
+    assert errors is None
     assert seq == 0 and ms == 1000 and len(values) == 6
     message = json.loads(sample_text(reading))
     assert message["t"] == "s" and message["seq"] == 0 and message["v"] == values
