@@ -31,7 +31,7 @@ class App:
     """board, config: checked dicts; hw: the port's modules (sensors.build_sensors);
     www: folder of the dashboard; log: where messages go (never secrets)."""
 
-    def __init__(self, board, config, hw=None, www="www", log=print, server_options=None):
+    def __init__(self, board, config, hw=None, www="www", log=print, server_options=None, wifi=None):
         hw = hw or {}
         self.clock = hw.get("clock") or ticks_ms
         self.log = log
@@ -41,6 +41,13 @@ class App:
         outputs = build_outputs(board, hw)
         self.device = Device(board, config, sensors, outputs, self.clock, diff=hw.get("ticks_diff"), log=log)
         self.keep_time_ms = KEEP_TIME_MS
+        self.wifi = wifi  # a wifi.Keeper on a board; None on a laptop
+        self.wifi_sleep = sleep_ms
+        if wifi is not None:
+            self.device.wifi = wifi
+            if wifi.uptime is None:
+                wifi.uptime = self.device.uptime_ms
+                wifi.changed_ms = wifi.uptime()
         options = {
             "max_clients": board["max_clients"],
             "max_message_size": board["max_message_size"],
@@ -148,6 +155,16 @@ class App:
                 self.log("uptime error:", repr(error))
             await sleep_ms(self.keep_time_ms)
 
+    async def _keep_wifi(self):
+        """The Wi-Fi keeper's steps, beside the server (which never stops)."""
+        while self._running:
+            try:
+                wait = self.wifi.poll()
+            except Exception as error:  # noqa: BLE001 (a driver error must not end the app)
+                self.log("wifi error:", repr(error))
+                wait = 5000
+            await self.wifi_sleep(wait)
+
     # ------------------------------------------------------------ running
 
     async def start(self, host="0.0.0.0", port=80, ssl=None):
@@ -155,6 +172,8 @@ class App:
         self._running = True
         self._sampler = asyncio.create_task(self._sample_loop())
         self._tasks = [asyncio.create_task(self._keep_time())]
+        if self.wifi is not None:
+            self._tasks.append(asyncio.create_task(self._keep_wifi()))
         return self
 
     async def stop(self):

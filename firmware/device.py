@@ -64,6 +64,10 @@ class Device:
         self._clock = clock
         self._uptime = Uptime(clock, diff)
         self._mem = mem or _gc_mem
+        self.wifi = None  # a wifi.Keeper, whose state info reports
+
+    def uptime_ms(self):
+        return self._uptime.ms()
 
     def keep_time(self):
         """Look at the clock: needed at least every few days (ticks_diff is
@@ -97,7 +101,9 @@ class Device:
         return dumps(msg)
 
     def read(self):
-        """Read every sensor once: (seq, ms, values), seq counting from 0.
+        """Read every sensor once: (seq, ms, values, errors), seq counting
+        from 0; errors is None when every sensor read, else each sensor's
+        failure reason (None for those that read).
 
         One reading feeds both stream formats, so text and binary
         dashboards see the same sample under the same seq.
@@ -154,6 +160,8 @@ class Device:
                 failed[self.sensors[i].name] = self.errors[i]
         if failed:
             msg["sensor_errors"] = failed
+        if self.wifi is not None:
+            msg["wifi"] = self.wifi.info()
         if msg_id is not None:
             msg["id"] = msg_id
         return dumps(msg)

@@ -29,13 +29,16 @@ def main():
 
     import wifi
 
-    wifi.connect(config, network, time.sleep_ms, time.ticks_ms, time.ticks_diff)
+    mode, _ = wifi.connect(config, network, time.sleep_ms, time.ticks_ms, time.ticks_diff)
+    # from now on in the background: retry the network while on the access
+    # point, rejoin when the link drops (the server keeps running meanwhile)
+    keeper = wifi.Keeper(config, network, time.ticks_ms, time.ticks_diff, mode)
     gc.collect()
     from app import App
     from hardware import hardware
     from microws.compat import asyncio
 
-    app = App(board, config, hardware(), www="www")
+    app = App(board, config, hardware(), www="www", wifi=keeper)
     gc.collect()
     print("microws: serving on port %d, %d bytes free" % (config["port"], gc.mem_free()))
     asyncio.run(app.serve("0.0.0.0", config["port"]))
