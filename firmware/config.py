@@ -6,7 +6,8 @@
 
 token: when set, only dashboards that present it (the page's URL ends in
 ?token=...) may send commands; the others are read-only. origins: a list
-of allowed Origin values (e.g. ["http://192.168.1.50"]) or null for any.
+of allowed Origin values (e.g. ["http://192.168.1.50"]; "*" for any), or
+null: a browser's Origin must then be the host it connected to.
 
 Every field is checked against the board (rate range, sensor names) and a
 mistake stops the start with one line that names the file and the field.

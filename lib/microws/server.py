@@ -647,7 +647,8 @@ class Server:
       ping_timeout=10        time for the pong before the client is dropped
       idle_timeout=0         close a client that sends nothing for so long (0: never)
       close_timeout=2        time for the peer's close reply
-      origins=None           allow-list of Origin values for every route
+      origins=None           allow-list of Origin values for every route ("*": any;
+                             None: a browser's Origin must be the Host it used)
       keep_headers=("host", "origin")
                              request headers a WebSocket handler can read in
                              ws.request.header(); the others are dropped
