@@ -321,16 +321,14 @@ def yield_now():
     core._task_queue.push(core.cur_task)
 
 
-class Receiver:
-    """ws.receive_message(): one awaitable per client slot, reused.
+class _Wait:
+    """An awaitable made once per client slot and reused: each __next__
+    takes a step (step() true: done, ending with the StopIteration made
+    once), or queues the task on the socket and yields to asyncio."""
 
-    Each __next__ reads what has arrived; it returns (a yield to asyncio)
-    after queueing the task on the socket, or ends with the slot's message.
-    """
-
-    def __init__(self, ws):
+    def __init__(self, ws, value=None):
         self.ws = ws
-        self.done = StopIteration(ws.message)
+        self.done = StopIteration(value)
 
     def start(self):
         return self
@@ -339,35 +337,35 @@ class Receiver:
         return self
 
     def __next__(self):
-        ws = self.ws
-        if ws._pump():
+        if self.step():
             done = self.done
             done.__traceback__ = None  # raised again and again: keep no history
             raise done
-        ws.link.wait_readable()
+        self.wait()
 
 
-class Sender:
-    """The awaitable of a send the socket did not take at once: it finishes
-    the frame, queued broadcasts first, waiting for room as needed."""
+class Receiver(_Wait):
+    """ws.receive_message(): reads what has arrived, ends with the slot's message."""
 
     def __init__(self, ws):
-        self.ws = ws
-        self.done = StopIteration()
+        super().__init__(ws, ws.message)
 
-    def start(self):
-        return self
+    def step(self):
+        return self.ws._pump()
 
-    def __iter__(self):
-        return self
+    def wait(self):
+        self.ws.link.wait_readable()
 
-    def __next__(self):
-        ws = self.ws
-        if ws._continue_send():
-            done = self.done
-            done.__traceback__ = None
-            raise done
-        ws.link.wait_writable()
+
+class Sender(_Wait):
+    """A send the socket did not take at once: finishes the frame (queued
+    broadcasts first), waiting for room as needed."""
+
+    def step(self):
+        return self.ws._continue_send()
+
+    def wait(self):
+        self.ws.link.wait_writable()
 
 
 class Done:
