@@ -53,6 +53,11 @@ mp=host_tests/micropython
 if [ ! -d "$mp/node_modules" ] || [ "$mp/package-lock.json" -nt "$mp/node_modules" ]; then
     npm ci --prefix "$mp" --no-audit --no-fund --loglevel=error
 fi
+# the fleet page's build (esbuild, mqtt): a test rebuilds the committed bundle and compares
+fleet=tools/fleet
+if [ ! -d "$fleet/node_modules" ] || [ "$fleet/package-lock.json" -nt "$fleet/node_modules" ]; then
+    npm ci --prefix "$fleet" --no-audit --no-fund --loglevel=error
+fi
 
 # the dashboard's .gz is rebuilt from the page every run, so it never goes stale
 python3 tools/build_www.py --check-budget
