@@ -8,7 +8,10 @@ only the board description, the config and the `hw` modules differ.
     /ws/bin    the same stream as binary samples, and the same commands
     /status    JSON: clients, max_clients, device (the page asks when its
                WebSocket fails: a full device answers the handshake 503)
+    and the routes of the user's custom.py (extend.py)
 """
+
+import extend
 
 from access import CommandLimiter, TokenGuard, peer_address
 from device import Device, sample_binary, sample_text
@@ -16,6 +19,7 @@ from microws.compat import asyncio, sleep_ms, ticks_diff, ticks_ms
 from microws.server import Server
 from outputs import build_outputs
 from sensors import build_sensors
+from wallclock import NTP_RESYNC_MS, NTP_RETRY_MS
 
 TEXT_PATH = "/ws"
 BINARY_PATH = "/ws/bin"
@@ -25,6 +29,7 @@ READONLY_WHY = {  # hello's "why": never anything about the token itself
     "refused": "too many wrong tokens from this address: try again later",
 }
 KEEP_TIME_MS = 60000  # how often uptime looks at the clock, watched or not
+JOIN_CHECK_MS = 10000  # NTP: how often to look whether the network is there yet
 
 
 class App:
@@ -39,7 +44,9 @@ class App:
         self.guard = TokenGuard(self.token, self.clock)
         sensors = build_sensors(board, config, hw)
         outputs = build_outputs(board, hw)
-        self.device = Device(board, config, sensors, outputs, self.clock, diff=hw.get("ticks_diff"), log=log)
+        self.device = Device(board, config, sensors, outputs, self.clock, diff=hw.get("ticks_diff"), log=log,
+                             host_time=hw.get("host_time"), commands=extend.COMMANDS)
+        self.ntp = hw.get("ntp") or _ntp_unix_ms  # used only with wifi (a board)
         self.keep_time_ms = KEEP_TIME_MS
         self.wifi = wifi  # a wifi.Keeper on a board; None on a laptop
         self.wifi_sleep = sleep_ms
@@ -62,12 +69,34 @@ class App:
         self.server.websocket(TEXT_PATH)(self._dashboard)
         self.server.websocket(BINARY_PATH)(self._dashboard)
         self.server.route("/status")(self.status)
+        for path, handler, websocket in extend.ROUTES:
+            self._add_route(path, handler, websocket)
         self.server.static("/", www)
         self.text_clients = self.server.group(TEXT_PATH)
         self.binary_clients = self.server.group(BINARY_PATH)
+        self.uplink = None  # the MQTT uplink (firmware/uplink.py) when config.json has "mqtt"
+        if config.get("mqtt"):
+            from uplink import Uplink, fleet_info
+
+            self.mqtt_limiter = CommandLimiter(self.clock)  # one for everything that comes by MQTT
+            self.uplink = Uplink(config["mqtt"], self.device.name, self._mqtt_command,
+                                 lambda: fleet_info(self.device, self.clients(), 0), log, self.clock)
+            self.device.uplink = self.uplink
         self._sampler = None
         self._tasks = []
         self._running = False
+        self._history_lock = asyncio.Lock()  # dashboards take turns with the one chunk buffer
+
+    def _add_route(self, path, handler, websocket):
+        """A route of custom.py: its handler gets the device first."""
+        device = self.device
+        if websocket:
+            async def serve(ws):
+                await handler(device, ws)
+
+            self.server.websocket(path)(serve)
+        else:
+            self.server.route(path)(lambda request: handler(device, request))
 
     # ------------------------------------------------------------ clients
 
@@ -97,6 +126,7 @@ class App:
         readonly = verdict != "ok"
         limiter = CommandLimiter(self.clock)
         await ws.send(self.device.hello(readonly, READONLY_WHY.get(verdict)))
+        await self._send_history(ws)
         async for message in ws:
             if not limiter.allow():
                 await ws.send(self.device.refuse(
@@ -104,22 +134,56 @@ class App:
                 continue
             reply, change = self.device.handle_command(message, self.clients(), ws.dropped, readonly)
             await ws.send(reply)
-            if change is not None:
-                self.text_clients.broadcast(change)
-                self.binary_clients.broadcast(change)
+            self._changed(change)
+
+    def _changed(self, change):
+        """A command changed the rate or an output: every dashboard and the uplink hear it."""
+        if change is not None:
+            self.text_clients.broadcast(change)
+            self.binary_clients.broadcast(change)
+            if self.uplink is not None:
+                self.uplink.info_changed()
+
+    def _mqtt_command(self, payload, problem=None):
+        """A command from <prefix>/cmd, under the WebSocket's rules: the same
+        handler, one CommandLimiter for MQTT, read-only without the token
+        (carried in the payload; wrong ones count in the TokenGuard as one
+        address, "mqtt"). problem: why it is refused unread (too large)."""
+        if not self.mqtt_limiter.allow():
+            problem = "too many commands: at most %d per second" % self.mqtt_limiter.per_second
+        if problem is not None:
+            return self.device.refuse(payload, problem)
+        readonly = False
+        if self.token:
+            from uplink import command_token
+
+            readonly = self.guard.check("mqtt", command_token(payload)) != "ok"
+        reply, change = self.device.handle_command(payload, self.clients(), self.uplink.dropped, readonly)
+        self._changed(change)
+        return reply
+
+    async def _send_history(self, ws):
+        """The history (`h` chunks, oldest first), right after hello. Live
+        samples may come in between; the page sorts them out by seq."""
+        async with self._history_lock:
+            for chunk in self.device.history_sender.chunks(self.device.wall_at):
+                await ws.send(chunk, True)
 
     # ------------------------------------------------------------ sampling
 
     def sample_once(self):
-        """Read the sensors and broadcast; skipped while no one listens."""
-        if not self.text_clients and not self.binary_clients:
-            return False
+        """Read the sensors (into the history, watched or not) and send the
+        reading to whoever listens; returns it."""
         reading = self.device.read()
-        if self.text_clients:
-            self.text_clients.broadcast(sample_text(reading))
+        if self.text_clients or self.uplink is not None:
+            text = sample_text(reading)
+            if self.text_clients:
+                self.text_clients.broadcast(text)
+            if self.uplink is not None:
+                self.uplink.sample(text)
         if self.binary_clients:
             self.binary_clients.broadcast(sample_binary(reading))
-        return True
+        return reading
 
     async def _sample_loop(self):
         """Sample at the device's rate, on a fixed schedule that never bursts
@@ -155,6 +219,23 @@ class App:
                 self.log("uptime error:", repr(error))
             await sleep_ms(self.keep_time_ms)
 
+    async def _keep_clock(self):
+        """NTP on a board: once the network is joined, then every 6 hours
+        (every 5 minutes until it answers). ntptime blocks the whole device
+        for up to its timeout (1 s, wallclock.NTP_TIMEOUT_S) and its DNS
+        look-up, which is why it runs this rarely."""
+        while self._running:
+            wait = JOIN_CHECK_MS
+            if self.wifi.state == "joined":
+                try:
+                    self._changed(self.device.set_clock(self.ntp(), "ntp"))
+                    self.log("clock: set from NTP")
+                    wait = NTP_RESYNC_MS
+                except Exception as error:  # noqa: BLE001 (no answer: the clock waits)
+                    self.log("clock: NTP failed, trying again in %d min: %r" % (NTP_RETRY_MS // 60000, error))
+                    wait = NTP_RETRY_MS
+            await self.wifi_sleep(wait)
+
     async def _keep_wifi(self):
         """The Wi-Fi keeper's steps, beside the server (which never stops)."""
         while self._running:
@@ -174,6 +255,9 @@ class App:
         self._tasks = [asyncio.create_task(self._keep_time())]
         if self.wifi is not None:
             self._tasks.append(asyncio.create_task(self._keep_wifi()))
+            self._tasks.append(asyncio.create_task(self._keep_clock()))
+        if self.uplink is not None:
+            self._tasks.append(asyncio.create_task(self.uplink.run()))
         return self
 
     async def stop(self):
@@ -181,6 +265,8 @@ class App:
         if self._sampler is not None:
             self._sampler.cancel()
             self._sampler = None
+        if self.uplink is not None:
+            await self.uplink.stop()  # offline, before its task ends
         for task in self._tasks:
             task.cancel()
         self._tasks = []
@@ -195,6 +281,15 @@ class App:
             await stopped.wait()
         finally:
             await self.stop()
+
+
+def _ntp_unix_ms():
+    import ntptime
+    import time
+
+    from wallclock import ntp_unix_ms
+
+    return ntp_unix_ms(ntptime, time.gmtime(0)[0])
 
 
 def _query_value(query, name):

@@ -17,6 +17,7 @@ It holds secrets: print redacted(config), never the config itself.
 import json
 
 from checks import fmt, is_int, is_name, is_number, is_str
+from mqtt_config import parse_mqtt, redacted_mqtt
 
 # field: default (board and rate defaults come from the board)
 DEFAULTS = {
@@ -30,6 +31,7 @@ DEFAULTS = {
     "port": 80,
     "token": "",
     "origins": None,
+    "mqtt": None,  # the uplink to a broker: firmware/mqtt_config.py
 }
 SECRETS = ("wifi_password", "ap_password", "token")
 
@@ -112,6 +114,11 @@ def parse_config(data, board, source="config.json"):
     if origins is not None and (type(origins) is not list or not all(is_str(o) and o for o in origins)):
         raise ConfigError(source + ": origins: must be a list of origins such as "
                           '"http://192.168.1.50", or null to allow any')
+
+    def mqtt_error(field, problem):
+        raise ConfigError(source + ": " + field + ": " + problem)
+
+    config["mqtt"] = parse_mqtt(config["mqtt"], high, mqtt_error)
     return config
 
 
@@ -151,4 +158,6 @@ def redacted(config):
     for key in SECRETS:
         if safe.get(key):
             safe[key] = "***"
+    if safe.get("mqtt"):
+        safe["mqtt"] = redacted_mqtt(safe["mqtt"])
     return safe

@@ -4,9 +4,15 @@
                               [--seed 1] [--token SECRET] [--board host]
                               [--name simulated] [--max-clients N]
                               [--cert cert.pem [--key key.pem]]
+                              [--mqtt HOST:PORT [--device-name NAME]] [--devices N]
     micropython tools/simulate.py [the same options, except --cert/--key]
 
-Then open the printed URL. The LED prints `LED on` / `LED off` here. Ctrl-C
+Then open the printed URL. --mqtt adds the MQTT uplink to a broker (the
+"mqtt" block of config.json: topics microws/NAME/...); --devices N runs N
+devices in this one process, NAME-1 ... NAME-N with seeds SEED+0 ...
+SEED+N-1, on ports PORT ... PORT+N-1 (each URL is printed).
+
+The LED prints `LED on` / `LED off` here. Ctrl-C
 (or SIGTERM on CPython) stops it; every dashboard then gets a close 1001 and
 starts reconnecting. The board file comes from boards/ (host by default:
 other boards' hardware sensors have nothing to read on a laptop).
@@ -27,7 +33,8 @@ except ImportError:  # MicroPython started with a MICROPYPATH that lacks ".froze
 
 USAGE = """usage: simulate.py [-h] [--host HOST] [--port PORT] [--board BOARD] [--rate RATE]
                    [--seed SEED] [--name NAME] [--token TOKEN] [--max-clients N]
-                   [--cert CERT] [--key KEY]
+                   [--cert CERT] [--key KEY] [--mqtt HOST:PORT] [--device-name NAME]
+                   [--devices N]
 
 Simulate a microws device with its dashboard.
 
@@ -44,7 +51,14 @@ options:
                  dashboards at once (default: the board's); one more is refused
                  with 503 and its page says "device busy"
   --cert CERT    serve https:// and wss:// with this certificate (PEM; CPython only)
-  --key KEY      the certificate's private key (PEM; default: in --cert; CPython only)"""
+  --key KEY      the certificate's private key (PEM; default: in --cert; CPython only)
+  --mqtt HOST:PORT
+                 publish to this MQTT broker and take commands from it
+                 (topics microws/NAME/samples, info, status, cmd, reply)
+  --device-name NAME
+                 the same as --name
+  --devices N    run N simulated devices (NAME-1 ... NAME-N, seeds SEED ...,
+                 ports PORT ... PORT+N-1; default 1)"""
 
 # option: (type, default)
 OPTIONS = {
@@ -58,6 +72,9 @@ OPTIONS = {
     "max_clients": (int, None),
     "cert": (str, None),
     "key": (str, None),
+    "mqtt": (str, None),
+    "device_name": (str, None),
+    "devices": (int, 1),
 }
 
 
@@ -146,7 +163,7 @@ def _on_stop_signals(stopped):
 def _stop_after_interrupt(running):
     """MicroPython: finish app.stop() in the interrupted loop, whose tasks
     (the clients' readers) are still queued; asyncio.run() would drop them."""
-    if MICROPYTHON and running:
+    while MICROPYTHON and running:
         asyncio.get_event_loop().run_until_complete(_stop(running.pop()))
 
 
@@ -221,6 +238,15 @@ def parse_args(argv=None):
             _usage_error("argument --%s: invalid %s value: %r" % (key.replace("_", "-"), kind.__name__, value))
     if values["max_clients"] is not None and not 1 <= values["max_clients"] <= 64:
         _usage_error("argument --max-clients: must be between 1 and 64")
+    if not 1 <= values["devices"] <= 1000:
+        _usage_error("argument --devices: must be between 1 and 1000")
+    if values["device_name"] is not None:
+        values["name"] = values["device_name"]
+    if values["mqtt"] is not None:
+        host, sep, port = values["mqtt"].rpartition(":")
+        if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            _usage_error("argument --mqtt: must be HOST:PORT, e.g. 127.0.0.1:1883")
+        values["mqtt"] = (host.strip("[]"), int(port))
     return Options(values)
 
 
@@ -237,6 +263,8 @@ def make_app(args, log=print):
     data = {"board": board["name"], "device_name": args.name, "port": args.port, "token": args.token}
     if args.rate is not None:
         data["rate"] = args.rate
+    if args.mqtt is not None:
+        data["mqtt"] = {"host": args.mqtt[0], "port": args.mqtt[1]}
     config = parse_config(data, board, "options")
     log("microws: config", redacted(config))
     started = ticks_ms()
@@ -252,27 +280,51 @@ async def _stop(app):
     _say("microws: stopped")
 
 
+def device_options(args, i):
+    """The options of device i of --devices N: its own name, seed and port."""
+    if args.devices == 1:
+        return args
+    one = Options(args.__dict__)
+    one.name = "%s-%d" % (args.name, i + 1)
+    one.seed = args.seed + i
+    one.port = args.port + i
+    return one
+
+
+def _prefixed(name):
+    """A log that names the device, when several share the console."""
+    def log(*parts):
+        print(name + ":", *parts)
+    return log
+
+
 async def serve(args, running=None):
-    """Serve until a stop signal; `running` (a list) receives the app."""
+    """Serve until a stop signal; `running` (a list) receives the apps."""
     context = _tls_context(args)
     _build_page(WWW)
-    app = make_app(args)
     stopped = asyncio.Event()
     _on_stop_signals(stopped)
-    await app.start(args.host, args.port, context)
-    if running is not None:
-        running.append(app)
-    shown = "127.0.0.1" if args.host in ("0.0.0.0", "") else args.host
-    suffix = "/?token=<your token>" if args.token else "/"  # the token itself is never printed
-    scheme = "https" if context else "http"
-    port = app.server.port or args.port  # MicroPython's listener does not tell its port
-    _say("microws: simulated device %r, open %s://%s:%d%s" % (args.name, scheme, shown, port, suffix))
+    if running is None:
+        running = []
+    apps = []
     try:
+        for i in range(args.devices):
+            one = device_options(args, i)
+            app = make_app(one, print if args.devices == 1 else _prefixed(one.name))
+            await app.start(one.host, one.port, context)
+            apps.append(app)
+            running.append(app)
+            shown = "127.0.0.1" if one.host in ("0.0.0.0", "") else one.host
+            suffix = "/?token=<your token>" if one.token else "/"  # the token itself is never printed
+            scheme = "https" if context else "http"
+            port = app.server.port or one.port  # MicroPython's listener does not tell its port
+            _say("microws: simulated device %r, open %s://%s:%d%s" % (one.name, scheme, shown, port, suffix))
         await stopped.wait()
     finally:  # not reached on MicroPython's Ctrl-C: see _stop_after_interrupt
-        if running is not None and app in running:
-            running.remove(app)
-        await _stop(app)
+        for app in apps:
+            if app in running:
+                running.remove(app)
+                await _stop(app)
 
 
 def main(argv=None):
