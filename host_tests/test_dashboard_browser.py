@@ -248,10 +248,10 @@ def test_led_toggle_reaches_the_device(dash):
     name = toggle.get_attribute("data-output")
     was = toggle.get_attribute("aria-checked") == "true"
     text = dash.command(toggle.click, "switching %s" % name)
-    assert name in text and ("on" if not was else "off") in text
+    assert name in text.lower() and ("on" if not was else "off") in text
     want = "false" if was else "true"
-    dash.wait("(want) => document.querySelector('[data-output]').getAttribute('aria-checked') === want",
-              arg=want, what="the toggle to show the new state")
+    dash.wait("([name, want]) => document.querySelector('[data-output=\"' + name + '\"]').getAttribute('aria-checked') === want",
+              arg=[name, want], what="the toggle to show the new state")
     dash.command(lambda: dash.page.click("#info-refresh"), "info")
     shown = dash.page.text_content('#info [data-field="outputs"]')
     assert "%s %s" % (name, "off" if was else "on") in shown, shown

@@ -17,7 +17,7 @@ build_www = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(build_www)
 WWW = os.path.join(ROOT, "firmware", "www")
 PAGE = os.path.join(WWW, "index.html")
-BUDGET = 10240
+BUDGET = 12288  # tools/build_www.py DEFAULT_BUDGET
 
 REQUIRED_IDS = {
     "state", "received-rate", "dropped", "device-rate", "rate-form", "rate-input", "rate-range",
