@@ -1,0 +1,293 @@
+"""End to end: the fleet page in headless Chromium, a real Mosquitto and three simulated devices.
+
+The devices are the real simulator with its MQTT uplink, in two processes:
+`--devices 2 --name pair` (pair-1, pair-2) and `--device-name solo`, so that
+killing one process takes exactly one device away. tools/fleet.py serves the
+page, which connects to the broker's WebSocket listener. Checked: every card
+goes online and its values change; the labels and units are those of the
+retained info; a rate command is refused without the token and acknowledged
+with it, and the device then samples faster; the click-through charts start
+from the retained history; a stopped process makes its devices stale, a
+killed one offline (the broker's last-will).
+
+Needs Debian's Chromium, playwright and mosquitto (see test_dashboard_browser.py).
+"""
+
+import importlib.util
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "host_tests", "mqtt"))
+from broker import Mosquitto, free_port  # noqa: E402  (the broker fixture the uplink tests use)
+TOKEN = "fleet-secret"
+CHROMIUM = os.environ.get("MICROWS_CHROMIUM") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--no-proxy-server",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+_missing = [what for what, there in (
+    ("the Python package playwright", importlib.util.find_spec("playwright") is not None),
+    ("Chromium (%s)" % CHROMIUM, os.access(CHROMIUM, os.X_OK)),
+) if not there]
+if _missing:
+    _reason = "fleet page browser tests SKIPPED: %s not installed (apt-get install -y chromium)" % " and ".join(_missing)
+    sys.stderr.write("\n*** WARNING: %s ***\n" % _reason)
+    pytest.skip(_reason, allow_module_level=True)
+
+import paho.mqtt.client as mqtt  # noqa: E402
+from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: E402
+from playwright.sync_api import sync_playwright  # noqa: E402
+
+
+def wait_port(port, proc, log_path, what, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail("%s exited with %s:\n%s" % (what, proc.returncode, tail(log_path)))
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    pytest.fail("%s did not listen on %d:\n%s" % (what, port, tail(log_path)))
+
+
+def tail(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read()[-3000:].decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def start(args, log_path):
+    log = open(log_path, "ab")
+    proc = subprocess.Popen([sys.executable] + args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    return proc
+
+
+def stop(proc):
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGCONT)
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    folder = str(tmp_path_factory.mktemp("fleet"))
+    broker = Mosquitto(folder).start()
+    common = ["--mqtt", "127.0.0.1:%d" % broker.port, "--token", TOKEN, "--rate", "2", "--host", "127.0.0.1"]
+    simulate = os.path.join(ROOT, "tools", "simulate.py")
+    pair_port = free_port()
+    sims = {
+        "pair": (start([simulate, "--devices", "2", "--name", "pair", "--port", str(pair_port)] + common,
+                       os.path.join(folder, "pair.log")), pair_port, os.path.join(folder, "pair.log")),
+    }
+    solo_port = free_port()
+    sims["solo"] = (start([simulate, "--device-name", "solo", "--port", str(solo_port), "--seed", "7"] + common,
+                          os.path.join(folder, "solo.log")), solo_port, os.path.join(folder, "solo.log"))
+    page_port = free_port()
+    page_log = os.path.join(folder, "fleet.log")
+    page = start([os.path.join(ROOT, "tools", "fleet.py"), "--broker", "ws://127.0.0.1:%d" % broker.ws_port,
+                  "--port", str(page_port)], page_log)
+    try:
+        for name, (proc, port, log) in sims.items():
+            wait_port(port, proc, log, "the simulator " + name)
+        wait_port(page_port, page, page_log, "tools/fleet.py")
+        yield {"broker": broker, "sims": sims, "url": "http://127.0.0.1:%d/" % page_port, "folder": folder}
+    finally:
+        stop(page)
+        for proc, _, _ in sims.values():
+            stop(proc)
+        broker.stop()
+
+
+def retained_info(broker, device, timeout=10.0):
+    """The device's retained <prefix>/info, as a subscriber who just came gets it."""
+    got = []
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    client.on_message = lambda c, u, message: got.append(json.loads(message.payload))
+    client.connect("127.0.0.1", broker.port)
+    client.subscribe("microws/%s/info" % device)
+    client.loop_start()
+    deadline = time.monotonic() + timeout
+    while not got and time.monotonic() < deadline:
+        time.sleep(0.05)
+    client.loop_stop()
+    client.disconnect()
+    assert got, "no retained info from %s:\n%s" % (device, broker.log())
+    return got[0]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def context(browser):
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})  # one localStorage for the module
+    yield ctx
+    ctx.close()
+
+
+class Page:
+    def __init__(self, page, world):
+        self.page = page
+        self.world = world
+        self.errors = []
+        page.on("pageerror", lambda e: self.errors.append(str(e)))
+
+    def js(self, expression, arg=None):
+        return self.page.evaluate(expression, arg)
+
+    def wait(self, predicate, arg=None, timeout=15.0, what="condition"):
+        try:
+            self.page.wait_for_function(predicate, arg=arg, timeout=timeout * 1000, polling=100)
+        except PlaywrightTimeout:
+            logs = "\n".join("--- %s\n%s" % (name, tail(log)) for name, (_, _, log) in self.world["sims"].items())
+            pytest.fail("timed out (%.0f s) waiting for %s; cards: %s; errors: %s\n%s"
+                        % (timeout, what, self.cards(), self.errors, logs), pytrace=False)
+
+    def cards(self):
+        return self.js("""() => Object.fromEntries([...document.querySelectorAll('.dev')].map(e => [e.dataset.device,
+            {state: e.dataset.state, seq: Number(e.dataset.seq), samples: Number(e.dataset.samples),
+             values: [...e.querySelectorAll('.v')].map(v => ({sensor: v.dataset.sensor,
+                label: v.querySelector('.lb').textContent, unit: v.querySelector('small').textContent,
+                text: v.querySelector('.num').textContent, points: v.querySelector('canvas')
+                    ? Number(v.querySelector('canvas').dataset.points || 0) : null}))}]))""")
+
+    def wait_states(self, states, timeout=15.0):
+        self.wait("""want => Object.entries(want).every(([name, state]) =>
+            document.querySelector(`.dev[data-device="${name}"]`)?.dataset.state === state)""",
+                  states, timeout, "device states %s" % states)
+
+    def replies(self):
+        return self.js("() => [...document.querySelectorAll('#replies .reply')].map(e => JSON.parse(e.textContent))")
+
+
+def open_page(context, world, hash_=""):
+    page = Page(context.new_page(), world)
+    page.page.goto(world["url"] + hash_)
+    return page
+
+
+ALL_ONLINE = {"pair-1": "online", "pair-2": "online", "solo": "online"}
+
+
+def test_every_device_shows_up_live_with_its_labels_and_units(context, world):
+    page = open_page(context, world)
+    page.wait_states(ALL_ONLINE, timeout=20)
+    first = page.cards()
+    assert set(first) == set(ALL_ONLINE), first
+    page.wait("""seqs => Object.entries(seqs).every(([name, seq]) =>
+        Number(document.querySelector(`.dev[data-device="${name}"]`).dataset.seq) >= seq + 3)""",
+              {name: card["seq"] for name, card in first.items()}, what="three more samples on every card")
+    later = page.cards()
+    for name in ALL_ONLINE:
+        info = retained_info(world["broker"], name)
+        shown = later[name]["values"]
+        assert [(v["sensor"], v["label"], v["unit"]) for v in shown] == \
+            [(s["name"], s["label"], s.get("unit", "")) for s in info["sensors"]]
+        for before, now, sensor in zip(first[name]["values"], shown, info["sensors"]):
+            assert now["text"] not in ("", "—"), (name, now)
+            if sensor.get("show") == "chart":
+                assert now["points"] >= 3, (name, now)  # the sparkline draws
+        # simulated readings move: at least one value is not what it was
+        assert [v["text"] for v in first[name]["values"]] != [v["text"] for v in shown], name
+    assert page.errors == []
+    os.makedirs(os.path.join(ROOT, "artifacts"), exist_ok=True)
+    page.page.screenshot(path=os.path.join(ROOT, "artifacts", "fleet.png"))
+    page.page.close()
+
+
+def test_rate_command_needs_the_token_and_gets_a_reply(context, world):
+    page = open_page(context, world, "#device=solo")
+    page.wait("() => document.querySelector('#detail')?.dataset.state === 'online'", what="solo's detail view")
+    page.page.fill("#token", "")
+    page.page.fill("#rate", "5")
+    page.page.click("#set-rate")
+    page.wait("() => document.querySelectorAll('#replies .reply').length >= 1", what="a reply")
+    refused = page.replies()[0]
+    assert refused["t"] == "error" and ("token" in refused["error"] or "read" in refused["error"]), refused
+
+    page.page.fill("#token", TOKEN)
+    page.page.dispatch_event("#token", "change")
+    page.page.fill("#rate", "5")
+    page.page.click("#set-rate")
+    page.wait("() => document.querySelectorAll('#replies .reply').length >= 2", what="a second reply")
+    ack = page.replies()[0]  # newest first
+    assert ack["t"] == "ack" and ack["cmd"] == "rate" and ack["rate"] == 5, ack
+    assert page.js("() => localStorage.getItem('microws-fleet:token:microws/solo')") == TOKEN
+    # the device samples faster now: count its seq over three seconds
+    newest = "() => window.microwsFleet.fleet.devices.get('solo').last.seq"
+    before = page.js(newest)
+    time.sleep(3)
+    assert page.js(newest) - before >= 10, "at 5 Hz about 15 samples in 3 s, at 2 Hz 6"
+    page.page.close()
+
+
+def test_click_through_charts_start_from_the_retained_history(context, world):
+    # the rate change of the test before made the device publish its info again, history and all
+    info = retained_info(world["broker"], "solo")
+    history = info["history"]
+    assert len(history) >= 5, "the device has sampled for a while: %d rows" % len(history)
+    assert info["rate"] == 5
+    page = open_page(context, world)
+    page.wait_states({"solo": "online"})
+    page.page.click('.dev[data-device="solo"] a.hd')
+    page.wait("() => document.querySelector('#detail')?.dataset.device === 'solo'", what="the detail view")
+    assert page.page.is_hidden("#fleet")
+    charts = [s["name"] for s in info["sensors"] if s.get("show") == "chart"]
+    assert charts, info["sensors"]
+    # at once, the page has the retained rows (a live sample or two may have come too)
+    page.wait("""want => want.names.every(n =>
+        Number(document.querySelector(`#sensors [data-sensor="${n}"] canvas`)?.dataset.points || 0) >= want.rows)""",
+              {"names": charts, "rows": len(history)}, timeout=5, what="charts holding the retained history")
+    facts = page.js("() => Object.fromEntries([...document.querySelectorAll('#facts dt')].map(dt => "
+                    "[dt.textContent, dt.nextElementSibling.textContent]))")
+    assert facts["board"] == info["board"] and facts["uplink"] == "connected", facts
+    page.page.click("#back")
+    page.wait("() => !document.querySelector('#fleet').hidden && document.querySelector('#detail').hidden",
+              what="back to all devices")
+    page.page.close()
+
+
+def test_a_stopped_process_goes_stale_and_comes_back(context, world):
+    page = open_page(context, world)
+    page.wait_states(ALL_ONLINE)
+    proc = world["sims"]["pair"][0]
+    os.kill(proc.pid, signal.SIGSTOP)
+    try:
+        page.wait_states({"pair-1": "stale", "pair-2": "stale", "solo": "online"}, timeout=20)
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+    page.wait_states(ALL_ONLINE, timeout=20)
+    page.page.close()
+
+
+def test_a_killed_device_goes_offline_by_its_last_will(context, world):
+    page = open_page(context, world)
+    page.wait_states(ALL_ONLINE)
+    world["sims"]["solo"][0].kill()
+    page.wait_states({"solo": "offline", "pair-1": "online", "pair-2": "online"}, timeout=10)
+    # a page opened later learns it from the retained status
+    late = open_page(context, world)
+    late.wait_states({"solo": "offline", "pair-1": "online", "pair-2": "online"}, timeout=10)
+    assert page.errors == [] and late.errors == []
