@@ -255,7 +255,8 @@ class App:
         self._tasks = [asyncio.create_task(self._keep_time())]
         if self.wifi is not None:
             self._tasks.append(asyncio.create_task(self._keep_wifi()))
-            self._tasks.append(asyncio.create_task(self._keep_clock()))
+            if self.device.wall.source != "host":
+                self._tasks.append(asyncio.create_task(self._keep_clock()))
         if self.uplink is not None:
             self._tasks.append(asyncio.create_task(self.uplink.run()))
         return self

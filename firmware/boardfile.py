@@ -20,7 +20,9 @@ FIELDS = ("name", "description", "mpy_arch", "heap_bytes", "max_clients", "max_m
           "queue_size", "led", "i2c", "sensors", "rate", "min_rate", "max_rate")
 # client_cap: the most dashboards the port's TCP stack allows beside page loads (not memory);
 # deploy and measured: written by tools/measure_boards.py
-OPTIONAL_FIELDS = ("client_cap", "deploy", "measured")
+# outputs: switches and PWM beside the led (outputs.py); history: samples kept for a late dashboard
+OPTIONAL_FIELDS = ("client_cap", "outputs", "history", "deploy", "measured")
+MAX_HISTORY = 20000  # samples (history.py: 4 bytes + 4 per value each)
 DEPLOYS = ("mpy", "frozen")  # precompiled files in the board's flash, or the library frozen into the firmware
 MEASURED_BYTES = ("app_bytes", "per_connection_bytes")  # what memory_budget() needs from "measured"
 
@@ -72,6 +74,8 @@ def check_board(board, source="board"):
     _check_int(source, board, "queue_size", 1, 256)
     if "client_cap" in board:
         _check_int(source, board, "client_cap", 1, 64)
+    if "history" in board:
+        _check_int(source, board, "history", 0, MAX_HISTORY)
     if "deploy" in board and board["deploy"] not in DEPLOYS:
         _fail(source, "deploy", "must be one of " + ", ".join(DEPLOYS))
     if "measured" in board:
@@ -100,6 +104,8 @@ def check_board(board, source="board"):
             if key in i2c and not (is_int(i2c[key]) and i2c[key] >= 0):
                 _fail(source, "i2c." + key, "must be an integer >= 0")
 
+    _check_outputs(source, board)
+
     from sensors import check_spec, describe
 
     specs = board["sensors"]
@@ -126,6 +132,26 @@ def check_board(board, source="board"):
         _fail(source, "rate", "must be between min_rate (%s) and max_rate (%s)"
               % (fmt(board["min_rate"]), fmt(board["max_rate"])))
     return board
+
+
+def _check_outputs(source, board):
+    from outputs import check_output
+
+    outputs = board.get("outputs", [])
+    if type(outputs) is not list:
+        _fail(source, "outputs", "must be a list of outputs (switch or pwm)")
+    seen = ["led"] if board["led"] is not None else []
+    for i in range(len(outputs)):
+        where = "outputs[%d]" % i
+        try:
+            check_output(outputs[i])
+        except ValueError as e:
+            _fail(source, where, str(e))
+        name = outputs[i]["name"]
+        if name in seen:
+            _fail(source, where, "output name " + name + " is used twice" + (" (the board's led is one)"
+                                                                                if name == "led" else ""))
+        seen.append(name)
 
 
 def load_board(name, boards_dir="boards"):

@@ -39,3 +39,9 @@ def fmt(x):
     if type(x) is float and x == int(x):
         return str(int(x))
     return str(x)
+
+
+def default_label(name):
+    """free_heap -> "Free heap": what the page shows when a spec gives no label."""
+    text = name.replace("_", " ")
+    return text[:1].upper() + text[1:]

@@ -6,8 +6,10 @@ server moves the texts, this decides them, so every answer is testable.
 import json
 import struct
 
-from checks import is_bool, is_number, is_str
-from uptime import Uptime
+from checks import default_label, is_number, is_str
+from history import History, HistorySender
+from uptime import Uptime, ticks_diff
+from wallclock import WallClock, valid_ms
 
 try:
     from microws import __version__ as FW_VERSION
@@ -40,13 +42,17 @@ except TypeError:
 
 class Device:
     """board, config: checked dicts (boardfile.py, config.py); sensors: objects
-    with name, unit, read(); outputs: objects with name, value([on]);
-    clock: ticks_ms-like, counting from boot; diff: its ticks_diff (default
-    time.ticks_diff); mem: () -> (free, alloc) in bytes, default gc's
-    (None, None on CPython, which has no such numbers).
+    with name, unit, read() (and label, show: sensors.build_sensors);
+    outputs: outputs.Output objects; clock: ticks_ms-like, counting from
+    boot; diff: its ticks_diff (default time.ticks_diff); mem: () -> (free,
+    alloc) in bytes, default gc's (None, None on CPython, which has no such
+    numbers); host_time: () -> Unix ms where the wall-clock time is known at
+    once (the simulator), None on a board; commands: extra commands
+    {name: (handler, args, readonly)} (extend.COMMANDS).
     """
 
-    def __init__(self, board, config, sensors, outputs, clock, mem=None, diff=None, log=None):
+    def __init__(self, board, config, sensors, outputs, clock, mem=None, diff=None, log=None,
+                 host_time=None, commands=None):
         self.board = board
         self.log = log or print
         self.errors = [None] * len(sensors)  # each sensor's failure reason, None when it reads
@@ -63,11 +69,47 @@ class Device:
         self.seq = 0
         self._clock = clock
         self._uptime = Uptime(clock, diff)
+        self._diff = diff or ticks_diff
         self._mem = mem or _gc_mem
         self.wifi = None  # a wifi.Keeper, whose state info reports
+        self.commands = {}
+        for name in commands or {}:
+            if name in self.outputs:
+                self.log("custom: command %s not added: an output has that name" % name)
+            else:
+                self.commands[name] = commands[name]
+        self.values = [None] * len(sensors)  # the last reading's
+        self.history = History(board.get("history", 0), len(sensors))
+        self.history_sender = HistorySender(self.history, [getattr(s, "decimals", None) for s in sensors])
+        self.wall = WallClock(self._uptime.ms)
+        if host_time is not None:
+            self.wall.set(host_time(), "host")
+        self.uplink = None  # the MQTT uplink (firmware/uplink.py), whose state info reports
 
     def uptime_ms(self):
         return self._uptime.ms()
+
+    def value(self, name):
+        """The last reading of the sensor called name (None before the first,
+        or when it failed); KeyError for a name the device does not have."""
+        for i in range(len(self.sensors)):
+            if self.sensors[i].name == name:
+                return self.values[i]
+        raise KeyError(name)
+
+    def set_clock(self, unix_ms, source):
+        """Learn the wall-clock time (NTP: "ntp"); the `state` text to
+        broadcast when the clock was unknown until now, else None."""
+        was_known = self.wall.known()
+        self.wall.set(unix_ms, source)
+        return None if was_known else self.state()
+
+    def wall_at(self, ms):
+        """The Unix ms of ticks `ms` (a sample's), or None while unknown."""
+        now = self.wall.now()
+        if now is None:
+            return None
+        return now - self._diff(int(self._clock()), ms)
 
     def keep_time(self):
         """Look at the clock: needed at least every few days (ticks_diff is
@@ -84,7 +126,8 @@ class Device:
     def _outputs_state(self):
         state = {}
         for name in self._output_order:
-            state[name] = bool(self.outputs[name].value())
+            output = self.outputs[name]
+            state[name] = bool(output.value()) if output.kind == "switch" else output.value()
         return state
 
     def hello(self, readonly=False, why=None):
@@ -93,17 +136,21 @@ class Device:
         msg = {
             "t": "hello", "device": self.name, "board": self.board["name"], "fw": FW_VERSION,
             "rate": self.rate, "min_rate": self.min_rate, "max_rate": self.max_rate,
-            "sensors": [{"name": s.name, "unit": s.unit} for s in self.sensors],
+            "sensors": [_sensor_entry(s) for s in self.sensors],
+            "controls": [self.outputs[name].control() for name in self._output_order],
             "outputs": self._outputs_state(), "readonly": bool(readonly),
+            "clock": self.wall.known(), "history": self.history.capacity,
+            "commands": list(self.commands),
         }
         if readonly and why:
             msg["why"] = why
         return dumps(msg)
 
     def read(self):
-        """Read every sensor once: (seq, ms, values, errors), seq counting
-        from 0; errors is None when every sensor read, else each sensor's
-        failure reason (None for those that read).
+        """Read every sensor once: (seq, ms, values, errors, ts), seq
+        counting from 0; errors is None when every sensor read, else each
+        sensor's failure reason (None for those that read); ts: the Unix ms,
+        None while the clock is unknown. The reading goes into the history.
 
         One reading feeds both stream formats, so text and binary
         dashboards see the same sample under the same seq.
@@ -136,7 +183,9 @@ class Device:
         self._uptime.ms()
         seq = self.seq
         self.seq += 1
-        return seq, ms, values, list(errors) if failing else None
+        self.values = values
+        self.history.push(seq, ms, values)
+        return seq, ms, values, list(errors) if failing else None, self.wall.now()
 
     def sample(self):
         """Read every sensor once; the `s` text."""
@@ -144,7 +193,8 @@ class Device:
 
     def state(self):
         """The `state` text, broadcast when the rate or an output changes."""
-        return dumps({"t": "state", "rate": self.rate, "outputs": self._outputs_state()})
+        return dumps({"t": "state", "rate": self.rate, "outputs": self._outputs_state(),
+                      "clock": self.wall.known()})
 
     def info(self, clients=0, dropped=0, msg_id=None):
         """The `info` text (the answer to the info command)."""
@@ -162,6 +212,8 @@ class Device:
             msg["sensor_errors"] = failed
         if self.wifi is not None:
             msg["wifi"] = self.wifi.info()
+        if self.uplink is not None:
+            msg["mqtt"] = self.uplink.info()
         if msg_id is not None:
             msg["id"] = msg_id
         return dumps(msg)
@@ -217,8 +269,12 @@ class Device:
             return self.info(clients, dropped, msg_id), None
         if cmd == "rate":
             return self._set_rate(msg, msg_id, readonly)
+        if cmd == "time":
+            return self._set_time(msg, msg_id)
         if cmd in self.outputs:
             return self._switch(cmd, msg, msg_id, readonly)
+        if cmd in self.commands:
+            return self._custom(cmd, msg, msg_id, readonly)
         if len(cmd) > MAX_ECHO:
             cmd = cmd[:MAX_ECHO] + "..."
         return _error(msg_id, "unknown command: " + cmd), None
@@ -237,18 +293,59 @@ class Device:
         self.rate = float(rate)
         return _ack(msg_id, {"cmd": "rate", "rate": self.rate}), self.state() if changed else None
 
+    def _set_time(self, msg, msg_id):
+        """Any client may tell the time, but only while the device has none."""
+        ms = msg.get("ms")
+        if not valid_ms(ms):
+            return _error(msg_id, "ms must be the Unix time in milliseconds (2020 to 2100)"), None
+        if self.wall.known():
+            return _ack(msg_id, {"cmd": "time", "clock": self.wall.source}), None
+        change = self.set_clock(ms, "dashboard")
+        return _ack(msg_id, {"cmd": "time", "clock": "dashboard"}), change
+
     def _switch(self, name, msg, msg_id, readonly):
-        if readonly:
-            return _error(msg_id, "read-only client: " + name + " cannot be switched"), None
-        if "on" not in msg:
-            return _error(msg_id, "missing on (true or false)"), None
-        on = msg["on"]
-        if not is_bool(on):
-            return _error(msg_id, "on must be true or false"), None
         output = self.outputs[name]
-        changed = bool(output.value()) != on
-        output.value(on)
-        return _ack(msg_id, {"cmd": name, "on": on}), self.state() if changed else None
+        verb = "switched" if output.kind == "switch" else "set"
+        if readonly:
+            return _error(msg_id, "read-only client: " + name + " cannot be " + verb), None
+        key = "on" if output.kind == "switch" else "value"
+        if key not in msg:
+            if key == "on":
+                return _error(msg_id, "missing on (true or false)"), None
+            return _error(msg_id, "missing value (%s)" % output.range_text()), None
+        value = msg[key]
+        problem = output.check(value)
+        if problem:
+            return _error(msg_id, problem), None
+        changed = output.value() != value
+        output.value(value)
+        return _ack(msg_id, {"cmd": name, key: value}), self.state() if changed else None
+
+    def _custom(self, name, msg, msg_id, readonly):
+        """A command of custom.py: its arguments checked, its handler's keys in the ack."""
+        handler, spec, allow_readonly = self.commands[name]
+        if readonly and not allow_readonly:
+            return _error(msg_id, "read-only client: " + name + " is not allowed"), None
+        from extend import command_args
+
+        args, problem = command_args(spec, msg)
+        if problem:
+            return _error(msg_id, problem), None
+        try:
+            result = handler(self, args)
+        except Exception as e:  # noqa: BLE001 (a user's handler must not end the connection)
+            return _error(msg_id, name + " failed: " + _reason(e)), None
+        fields = {"cmd": name}
+        if type(result) is dict:
+            for key in result:
+                if key not in ("t", "id", "cmd"):
+                    fields[key] = result[key]
+        elif result is not None:
+            return _error(msg_id, name + " failed: its handler must return a dict or None"), None
+        try:
+            return _ack(msg_id, fields), None
+        except Exception as e:  # noqa: BLE001 (not JSON-able)
+            return _error(msg_id, name + " failed: its answer is not JSON (" + _reason(e) + ")"), None
 
 
 def _reason(error):
@@ -257,14 +354,25 @@ def _reason(error):
     return (name + ": " + text if text else name)[:48]
 
 
+def _sensor_entry(sensor):
+    """A sensor in hello: name, unit, label, show ("chart" or "tile")."""
+    return {"name": sensor.name, "unit": sensor.unit,
+            "label": getattr(sensor, "label", None) or default_label(sensor.name),
+            "show": getattr(sensor, "show", None) or "chart"}
+
+
 def sample_text(reading):
-    """The `s` text of a reading (seq, ms, values[, errors]); "e", the
-    failing sensors' reasons (null for the others), only when one fails."""
+    """The `s` text of a reading (seq, ms, values[, errors[, ts]]); "ts" only
+    while the clock is known; "e", the failing sensors' reasons (null for
+    the others), only when one fails."""
     seq, ms, values = reading[0], reading[1], reading[2]
     errors = reading[3] if len(reading) > 3 else None
+    ts = reading[4] if len(reading) > 4 else None
+    head = '{"t":"s","seq":%d,"ms":%d' % (seq, ms) if ts is None else \
+        '{"t":"s","seq":%d,"ms":%d,"ts":%d' % (seq, ms, ts)
     if errors:
-        return '{"t":"s","seq":%d,"ms":%d,"v":%s,"e":%s}' % (seq, ms, dumps(values), dumps(errors))
-    return '{"t":"s","seq":%d,"ms":%d,"v":%s}' % (seq, ms, dumps(values))
+        return '%s,"v":%s,"e":%s}' % (head, dumps(values), dumps(errors))
+    return '%s,"v":%s}' % (head, dumps(values))
 
 
 # The binary sample (firmware/PROTOCOL.md): "<BBHII" header, then one

@@ -1,17 +1,85 @@
-"""Things the dashboard can switch: an LED on a pin, or a simulated one.
+"""Things the dashboard can switch or set: relays and LEDs (switch), and
+PWM outputs with a range (a fan, a dimmer), each named in the board file.
 
-An output has `name` and value() (read: True/False) / value(on) (set).
-The state is kept here rather than read back from the pin: reading an
-output pin is not reliable on every port.
+An output has `name`, `label`, `kind` ("switch" or "pwm") and value()
+(read the state) / value(v) (set it: True/False for a switch, a number in
+min..max for a pwm, which also has `min`, `max` and `unit`). The state is
+kept here rather than read back from the pin: reading an output pin is not
+reliable on every port. The board's "led" is the switch named "led".
 """
 
+from checks import default_label, is_bool, is_int, is_name, is_number, is_str
 
-class PinOutput:
+KINDS = ("switch", "pwm")
+RESERVED = ("info", "rate", "time")  # command names an output cannot take
+KEYS = {
+    "switch": ("name", "kind", "label", "pin", "active_low"),
+    "pwm": ("name", "kind", "label", "pin", "min", "max", "unit", "freq", "initial"),
+}
+PWM_FREQ = 1000  # Hz, the default; the ESP8266 allows at most 1 kHz
+DUTY_FULL = 65535  # machine.PWM.duty_u16
+
+
+def check_output(spec):
+    """Raise ValueError("field: problem") for an output spec a board cannot use."""
+    if type(spec) is not dict:
+        raise ValueError('must be an object with "name" and "kind"')
+    kind = spec.get("kind")
+    if kind not in KINDS:
+        raise ValueError("kind: must be one of " + ", ".join(KINDS))
+    for key in spec:
+        if key not in KEYS[kind]:
+            raise ValueError(key + ": unknown for kind " + kind + " (allowed: " + ", ".join(KEYS[kind]) + ")")
+    name = spec.get("name")
+    if not is_name(name):
+        raise ValueError("name: must be a name of 1-32 letters, digits, '_' or '-'")
+    if name in RESERVED:
+        raise ValueError("name: " + name + " is a command of its own (" + ", ".join(RESERVED) + ")")
+    if "label" in spec and not (is_str(spec["label"]) and 0 < len(spec["label"]) <= 32):
+        raise ValueError("label: must be a text of 1 to 32 characters")
+    pin = spec.get("pin")
+    if not ((is_int(pin) and pin >= 0) or (is_str(pin) and 0 < len(pin) <= 8)):
+        raise ValueError('pin: must be a GPIO number or a pin name such as "LED"')
+    if not is_bool(spec.get("active_low", False)):
+        raise ValueError("active_low: must be true or false")
+    if kind == "pwm":
+        for key in ("min", "max"):
+            if not is_number(spec.get(key)):
+                raise ValueError(key + ": required, a number")
+        if not spec["min"] < spec["max"]:
+            raise ValueError("min: must be below max")
+        if "initial" in spec and not (is_number(spec["initial"]) and spec["min"] <= spec["initial"] <= spec["max"]):
+            raise ValueError("initial: must be a number within min..max")
+        if "unit" in spec and not (is_str(spec["unit"]) and len(spec["unit"]) <= 16):
+            raise ValueError("unit: must be a text of at most 16 characters")
+        if "freq" in spec and not (is_int(spec["freq"]) and 1 <= spec["freq"] <= 40000000):
+            raise ValueError("freq: must be an integer number of Hz from 1 to 40000000")
+
+
+class Output:
+    """What every output has; value() is the subclass's."""
+
+    kind = "switch"
+
+    def __init__(self, name, label=None):
+        self.name = name
+        self.label = label or default_label(name)
+
+    def control(self):
+        """The output's entry in hello's `controls`."""
+        return {"name": self.name, "label": self.label, "kind": self.kind}
+
+    def check(self, value):
+        """The problem with a new state, or None."""
+        return None if is_bool(value) else "on must be true or false"
+
+
+class PinOutput(Output):
     """A pin driven high for on, or low for on with active_low (the
     ESP8266 NodeMCU LED). `pin` is a machine.Pin already set to OUT."""
 
-    def __init__(self, name, pin, active_low=False):
-        self.name = name
+    def __init__(self, name, pin, active_low=False, label=None):
+        Output.__init__(self, name, label)
         self._pin = pin
         self._active_low = active_low
         self.value(False)
@@ -24,11 +92,11 @@ class PinOutput:
         return self._on
 
 
-class SimulatedLed:
-    """The host's LED: says `LED on` / `LED off` in the terminal."""
+class SimulatedSwitch(Output):
+    """A switch on the host: says `LED on` / `Relay off` in the terminal."""
 
-    def __init__(self, name="led", out=print):
-        self.name = name
+    def __init__(self, name="led", out=print, label=None):
+        Output.__init__(self, name, label or ("LED" if name == "led" else None))
         self._out = out
         self._on = False
 
@@ -36,18 +104,100 @@ class SimulatedLed:
         if on is None:
             return self._on
         self._on = bool(on)
-        self._out("LED on" if self._on else "LED off")
+        self._out(self.label + (" on" if self._on else " off"))
         return self._on
 
 
-def build_outputs(board, hw):
-    """[the LED] from the board's "led" ([] without one); hw["machine"] on a
-    board, none on the host (a SimulatedLed)."""
+SimulatedLed = SimulatedSwitch  # the host's LED, by its old name
+
+
+class Pwm(Output):
+    """A number in min..max, mapped linearly onto the duty cycle (min: 0,
+    max: full). `pwm` is a machine.PWM, or None on the host, where the
+    value is printed instead."""
+
+    kind = "pwm"
+
+    def __init__(self, name, low, high, unit="", initial=None, pwm=None, label=None, out=print):
+        Output.__init__(self, name, label)
+        self.min = low
+        self.max = high
+        self.unit = unit
+        self._pwm = pwm
+        self._out = out
+        self._value = low if initial is None else initial
+        if pwm is not None:
+            self._drive(self._value)
+
+    def control(self):
+        entry = Output.control(self)
+        entry["min"] = self.min
+        entry["max"] = self.max
+        entry["unit"] = self.unit
+        return entry
+
+    def range_text(self):
+        return "a number from %s to %s" % (_fmt(self.min), _fmt(self.max))
+
+    def check(self, value):
+        if not is_number(value) or not self.min <= value <= self.max:
+            return "value must be " + self.range_text()
+        return None
+
+    def duty(self, value):
+        """The duty_u16 for a value."""
+        return int((value - self.min) * DUTY_FULL / (self.max - self.min) + 0.5)
+
+    def value(self, value=None):
+        if value is None:
+            return self._value
+        self._value = value
+        if self._pwm is None:
+            self._out("%s %s%s" % (self.label, _fmt(value), (" " + self.unit) if self.unit else ""))
+        else:
+            self._drive(value)
+        return value
+
+    def _drive(self, value):
+        if hasattr(self._pwm, "duty_u16"):
+            self._pwm.duty_u16(self.duty(value))
+        else:  # older ESP8266 firmware: duty 0..1023
+            self._pwm.duty(self.duty(value) >> 6)
+
+
+def _fmt(x):
+    if type(x) is float and x == int(x):
+        return str(int(x))
+    return str(x)
+
+
+def output_specs(board):
+    """The board's outputs as specs, its "led" first (a switch named led)."""
+    specs = []
     led = board.get("led")
-    if led is None:
-        return []
-    machine = (hw or {}).get("machine")
+    if led is not None:
+        spec = {"name": "led", "kind": "switch", "label": "LED", "pin": led["pin"]}
+        if "active_low" in led:
+            spec["active_low"] = led["active_low"]
+        specs.append(spec)
+    return specs + list(board.get("outputs") or [])
+
+
+def build_output(spec, machine, out=print):
+    name, label = spec["name"], spec.get("label")
+    if spec["kind"] == "pwm":
+        pwm = None
+        if machine is not None:
+            pwm = machine.PWM(machine.Pin(spec["pin"]), freq=spec.get("freq", PWM_FREQ))
+        return Pwm(name, spec["min"], spec["max"], spec.get("unit", ""), spec.get("initial"), pwm, label, out)
     if machine is None:
-        return [SimulatedLed("led")]
-    pin = machine.Pin(led["pin"], machine.Pin.OUT)
-    return [PinOutput("led", pin, led.get("active_low", False))]
+        return SimulatedSwitch(name, out, label)
+    pin = machine.Pin(spec["pin"], machine.Pin.OUT)
+    return PinOutput(name, pin, spec.get("active_low", False), label)
+
+
+def build_outputs(board, hw, out=print):
+    """The outputs of a checked board, in board order ("led" first); on
+    real pins with hw["machine"], simulated (printed) without."""
+    machine = (hw or {}).get("machine")
+    return [build_output(spec, machine, out) for spec in output_specs(board)]

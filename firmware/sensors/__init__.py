@@ -7,7 +7,7 @@ own with a unique name. Modules of a kind are imported only when a board
 uses it, which keeps the heap of a small board free.
 """
 
-from checks import is_bool, is_int, is_name, is_number, is_str
+from checks import default_label, is_bool, is_int, is_name, is_number, is_str
 
 # type: (default names, units, allowed keys besides "type"). A None name
 # must be given in the spec ("name"); kinds with several values take
@@ -24,7 +24,14 @@ KINDS = {
     "uptime": (("uptime",), ("s",), ("name",)),
     "simulated": ((None,), ("",), ("name", "unit", "base", "amplitude", "period_s", "phase",
                                    "noise", "min", "max", "decimals", "seed")),
+    # a sensor of the user's custom.py (extend.py): "sensor" names it, "options" go to its class
+    "custom": ((None,), ("",), ("sensor", "name", "unit", "decimals", "options")),
 }
+# Every kind also takes "show" ("chart" or "tile") and, for the page, "label"
+# (kinds with several values: "labels", a list like "names").
+SHOW = ("chart", "tile")
+TILE_KINDS = ("free_heap", "uptime", "wifi_rssi")  # status values: tiles unless "show" says otherwise
+MAX_LABEL = 32
 
 _NUMBERS = ("scale", "offset", "base", "amplitude", "phase", "min", "max")
 
@@ -49,6 +56,14 @@ def _check_value(key, value):
         return None if is_bool(value) else "must be true or false"
     if key == "pull":
         return None if value in ("up", "down", None) else 'must be "up", "down" or null'
+    if key == "label":
+        return None if is_str(value) and 0 < len(value) <= MAX_LABEL else "must be a text of 1 to 32 characters"
+    if key == "show":
+        return None if value in SHOW else 'must be "chart" or "tile"'
+    if key == "sensor":
+        return None if is_name(value) else "must be the name of a sensor registered in custom.py"
+    if key == "options":
+        return None if type(value) is dict else "must be an object (the custom sensor's keyword arguments)"
     if key == "period_s":
         return None if is_number(value) and value > 0 else "must be a number > 0"
     if key == "noise":
@@ -61,6 +76,11 @@ def _check_value(key, value):
 def describe(spec):
     """[(name, unit), ...] of the values a valid spec gives."""
     names, units, _ = KINDS[spec["type"]]
+    if spec["type"] == "custom":
+        from extend import SENSORS
+
+        registered = SENSORS.get(spec["sensor"]) or {}
+        return [(spec.get("name", spec["sensor"]), spec.get("unit", registered.get("unit", "")))]
     if len(names) == 1:
         return [(spec.get("name", names[0]), spec.get("unit", units[0]))]
     names = spec.get("names", names)
@@ -75,14 +95,23 @@ def check_spec(spec):
     if kind not in KINDS:
         raise ValueError("type: must be one of " + ", ".join(sorted(KINDS)))
     names, _, allowed = KINDS[kind]
+    allowed = allowed + (("labels", "show") if len(names) > 1 else ("label", "show"))
     for key in spec:
         if key != "type" and key not in allowed:
             raise ValueError(key + ": unknown for type " + kind + " (allowed: " + ", ".join(allowed) + ")")
         problem = _check_value(key, spec[key])
         if problem:
             raise ValueError(key + ": " + problem)
-    if names[0] is None and "name" not in spec:
+    if kind == "custom":
+        if "sensor" not in spec:
+            raise ValueError('sensor: required for type custom (the name given to @sensor in custom.py)')
+    elif names[0] is None and "name" not in spec:
         raise ValueError("name: required for type " + kind)
+    if "labels" in spec:
+        given = spec["labels"]
+        if type(given) is not list or len(given) != len(names) or \
+                not all(is_str(x) and 0 < len(x) <= MAX_LABEL for x in given):
+            raise ValueError("labels: must be a list of %d texts of 1 to 32 characters" % len(names))
     if "names" in spec:
         given = spec["names"]
         if type(given) is not list or len(given) != len(names) or not all(is_name(n) for n in given):
@@ -155,6 +184,10 @@ def _build(spec, wanted, board, hw, clock):
             shared = Shared(reader.measure, 2, MIN_INTERVAL_MS[kind], clock)
             decimals = (1, 1)
         return [SharedValue(shared, i, named[i][0], named[i][1], decimals[i]) for i in wanted]
+    if kind == "custom":
+        from sensors.custom import build_custom
+
+        return [build_custom(spec, name, unit)]
     if kind == "simulated":
         from sensors.simulated import Simulated
 
@@ -197,6 +230,23 @@ def _build(spec, wanted, board, hw, clock):
     raise ValueError("unknown sensor type " + kind)
 
 
+def _present(sensor, spec, index):
+    """Set how the page shows a sensor: its label and "chart" or "tile"."""
+    kind = spec["type"]
+    label = spec.get("label")
+    if "labels" in spec:
+        label = spec["labels"][index]
+    show = spec.get("show")
+    if kind == "custom":
+        from extend import SENSORS
+
+        registered = SENSORS.get(spec["sensor"]) or {}
+        label = label or registered.get("label")
+        show = show or registered.get("show")
+    sensor.label = label or default_label(sensor.name)
+    sensor.show = show or ("tile" if kind in TILE_KINDS else "chart")
+
+
 def build_sensors(board, config, hw):
     """The sensor objects to sample, in the order of the `s` messages.
 
@@ -219,6 +269,7 @@ def build_sensors(board, config, hw):
         if not indexes:
             continue
         for sensor in _build(spec, indexes, board, hw, clock):
+            _present(sensor, spec, [n for n, _ in named].index(sensor.name))
             made[sensor.name] = sensor
             order.append(sensor.name)
     if wanted is not None:

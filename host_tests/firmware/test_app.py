@@ -88,7 +88,7 @@ def test_commands_are_answered_and_changes_reach_every_dashboard():
                 await one.send(json.dumps({"cmd": "led", "on": True, "id": 1}))
                 ack = await next_of(one, "ack")
                 assert ack == {"t": "ack", "id": 1, "cmd": "led", "on": True}
-                assert (await next_of(two, "state"))["outputs"] == {"led": True}
+                assert (await next_of(two, "state"))["outputs"] == {"led": True, "relay": False, "fan": 0}
                 assert app.device.outputs["led"].value() is True
 
                 await one.send(json.dumps({"cmd": "rate", "rate": 500, "id": 2}))

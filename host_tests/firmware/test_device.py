@@ -8,7 +8,7 @@ import boardfile
 import device
 from device import Device
 from fakes import Clock, FakeMachine
-from outputs import PinOutput, SimulatedLed, build_outputs
+from outputs import Output, PinOutput, SimulatedLed, build_outputs
 from sensors.base import Sensor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -68,8 +68,11 @@ def test_hello_describes_the_device():
     assert msg == {
         "t": "hello", "device": "microws-3f2a", "board": "esp32", "fw": device.FW_VERSION,
         "rate": 2.0, "min_rate": 0.1, "max_rate": 20.0,
-        "sensors": [{"name": "temperature", "unit": "°C"}, {"name": "humidity", "unit": "%"}],
+        "sensors": [{"name": "temperature", "unit": "°C", "label": "Temperature", "show": "chart"},
+                    {"name": "humidity", "unit": "%", "label": "Humidity", "show": "chart"}],
+        "controls": [{"name": "led", "label": "LED", "kind": "switch"}],
         "outputs": {"led": False}, "readonly": False,
+        "clock": False, "history": BOARD.get("history", 0), "commands": [],
     }
 
 
@@ -122,7 +125,7 @@ def test_info_memory_is_null_on_cpython():
 
 
 def test_state_message():
-    assert compact(make().state()) == {"t": "state", "rate": 2.0, "outputs": {"led": False}}
+    assert compact(make().state()) == {"t": "state", "rate": 2.0, "outputs": {"led": False}, "clock": False}
 
 
 def test_rate_defaults_to_config_then_board():
@@ -136,7 +139,7 @@ def test_command_rate_changes_rate_and_broadcasts_state():
     dev = make()
     reply, broadcast = command(dev, {"cmd": "rate", "rate": 5, "id": 1})
     assert reply == {"t": "ack", "id": 1, "cmd": "rate", "rate": 5.0}
-    assert broadcast == {"t": "state", "rate": 5.0, "outputs": {"led": False}}
+    assert broadcast == {"t": "state", "rate": 5.0, "outputs": {"led": False}, "clock": False}
     assert dev.rate == 5.0 and type(dev.rate) is float
 
 
@@ -176,7 +179,7 @@ def test_command_led_switches_and_broadcasts_state():
     dev = make()
     reply, broadcast = command(dev, {"cmd": "led", "on": True, "id": 2})
     assert reply == {"t": "ack", "id": 2, "cmd": "led", "on": True}
-    assert broadcast == {"t": "state", "rate": 2.0, "outputs": {"led": True}}
+    assert broadcast == {"t": "state", "rate": 2.0, "outputs": {"led": True}, "clock": False}
     assert dev.led_lines == ["LED on"]
     reply, broadcast = command(dev, {"cmd": "led", "on": False})
     assert reply == {"t": "ack", "cmd": "led", "on": False} and broadcast["outputs"] == {"led": False}
@@ -288,13 +291,11 @@ def test_command_readonly_client_may_only_ask():
 
 
 def test_command_never_raises_even_when_an_output_breaks():
-    class Broken:
-        name = "led"
-
+    class Broken(Output):
         def value(self, on=None):
             raise OSError(5)
 
-    dev = make(outputs=[Broken()], sensors=[])
+    dev = make(outputs=[Broken("led")], sensors=[])
     reply, broadcast = dev.handle_command('{"cmd":"led","on":true}')
     assert json.loads(reply) == {"t": "error", "error": "internal error: OSError"}
 

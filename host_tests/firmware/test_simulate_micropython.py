@@ -79,10 +79,17 @@ async def dashboard(port):
     async with websockets.connect("ws://127.0.0.1:%d/ws" % port) as ws:
         hello = json.loads(await asyncio.wait_for(ws.recv(), 10))
         samples = []
-        while len(samples) < 5:
+        rows = []
+        done = False
+        while len(samples) < 5 or not done:
             message = json.loads(await asyncio.wait_for(ws.recv(), 10))
-            assert message["t"] == "s", message
-            samples.append(message)
+            assert message["t"] in ("s", "h"), message
+            if message["t"] == "h":
+                rows += message["rows"]
+                done = message.get("done", False)
+            else:
+                samples.append(message)
+        hello["rows"] = rows
         await ws.send('{"cmd":"rate","rate":5,"id":7}')
         while True:
             reply = json.loads(await asyncio.wait_for(ws.recv(), 10))
@@ -127,6 +134,15 @@ def test_simulator_runs_under_micropython(simulator):
     seqs = [s["seq"] for s in samples]
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
     assert all(len(s["v"]) == len(hello["sensors"]) for s in samples)
+    # the host's clock is known at once: every sample has its time; the history
+    # (what was sampled before this dashboard came) matches the stream's samples
+    assert hello["clock"] is True and all(abs(s["ts"] - time.time() * 1000) < 60000 for s in samples)
+    assert hello["history"] > 0 and hello["rows"], hello["rows"]
+    seen = dict((s["seq"], s) for s in samples)
+    for seq, ms, ts, values in hello["rows"]:
+        assert seq < seqs[-1] and ts <= samples[-1]["ts"]
+        if seq in seen:
+            assert (ms, values) == (seen[seq]["ms"], seen[seq]["v"]) and abs(ts - seen[seq]["ts"]) <= 2
     assert reply == {"t": "ack", "id": 7, "cmd": "rate", "rate": 5.0}
     # MicroPython has a real heap: info and the free_heap sensor report it, within the fixed heap
     assert info["t"] == "info" and info["id"] == 8

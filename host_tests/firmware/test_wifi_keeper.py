@@ -67,7 +67,7 @@ async def scenario(net, clock, lines, event_at_ms, event, until):
             assert done, "not joined after 20 minutes: %s\n%s" % (keeper.info(), "\n".join(lines))
             minutes = (clock.now - start) / 60000
             # the server never stopped: the open dashboard still streams, a new one gets in
-            assert json.loads(await asyncio.wait_for(ws.recv(), 5))["t"] in ("s", "state", "info")
+            assert json.loads(await asyncio.wait_for(ws.recv(), 5))["t"] in ("s", "state", "info", "h")
             reported = await info(ws)
             async with websockets.connect(url) as again:
                 assert json.loads(await again.recv())["t"] == "hello"

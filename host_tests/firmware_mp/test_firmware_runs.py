@@ -68,8 +68,8 @@ def test_samples_as_text_and_binary_carry_the_same_reading():
     clock = Clock()
     device = host_device(clock)
     reading = device.read()
-    seq, ms, values, errors = reading  # errors: None while every sensor reads
-    assert errors is None
+    seq, ms, values, errors, ts = reading  # errors: None while every sensor reads; ts: no clock yet
+    assert errors is None and ts is None
     assert seq == 0 and ms == 1000 and len(values) == 6
     message = json.loads(sample_text(reading))
     assert message["t"] == "s" and message["seq"] == 0 and message["v"] == values
@@ -88,7 +88,8 @@ def test_commands_answer_and_never_raise():
     device = host_device(Clock())
     reply, change = device.handle_command('{"cmd":"rate","rate":5,"id":1}')
     assert json.loads(reply) == {"t": "ack", "id": 1, "cmd": "rate", "rate": 5.0}
-    assert json.loads(change) == {"t": "state", "rate": 5.0, "outputs": {"led": False}}
+    assert json.loads(change) == {"t": "state", "rate": 5.0, "outputs": {"led": False, "relay": False, "fan": 0},
+                                  "clock": False}
     for junk in ("", "{", "[]", '{"cmd":1}', '{"cmd":"rate","rate":"fast"}', '{"cmd":"nope"}', b"\xff"):
         reply, change = device.handle_command(junk)
         assert json.loads(reply)["t"] == "error" and change is None
@@ -116,5 +117,5 @@ def test_the_app_builds_its_server_and_routes():
               log=lambda *a: None)
     assert app.server.max_clients == board["max_clients"]
     assert len(app.server.group(TEXT_PATH)) == 0 and len(app.server.group(BINARY_PATH)) == 0
-    assert app.sample_once() is False  # nobody listens: no sensor is read
-    assert app.device.seq == 0
+    reading = app.sample_once()  # nobody listens: read all the same, for the history
+    assert reading[0] == 0 and app.device.seq == 1 and app.device.history.size == 1
