@@ -96,6 +96,7 @@ class Client:
         self.keepalive = keepalive
         self.on_message = on_message
         self.on_oversize = on_oversize
+        self.buffer_size = buffer_size
         self._in = bytearray(buffer_size)
         self._in_view = memoryview(self._in)
         self._out = bytearray(out_size)
@@ -275,8 +276,8 @@ class Client:
                 topic_end = 2 + ((buf[0] << 8) | buf[1])
                 start = topic_end + (2 if kind & 0x06 else 0)  # QoS 1/2 carry a packet id
                 if n > len(buf) or start > n:
+                    self.on_oversize(view[2:min(topic_end, part)], n)  # before the rest overwrites it
                     await self._skip(n - part)
-                    self.on_oversize(view[2:min(topic_end, part)], n)
                 else:
                     self.on_message(view[2:topic_end], view[start:n])
             elif kind_high == SUBACK:

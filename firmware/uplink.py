@@ -143,8 +143,9 @@ class Uplink:
     def _oversize(self, topic, size):
         if bytes(topic) != self.cmd_topic:
             return
+        overhead = 2 + len(self.cmd_topic)  # the packet's topic: what is left is the command
         self._put(REPLY, self._answer(b"", "command too large: %d bytes (at most %d)"
-                                      % (size, len(self.client._in) - len(self.cmd_topic) - 2)))
+                                      % (size - overhead, self.client.buffer_size - overhead)))
 
     def _answer(self, payload, problem):
         try:

@@ -17,7 +17,7 @@ def test_config_minimal_gets_defaults():
     assert config == {
         "wifi_ssid": "", "wifi_password": "", "device_name": "", "board": "esp32",
         "rate": 2.0, "sensors": None, "ap_password": "", "port": 80, "token": "",
-        "origins": None,
+        "origins": None, "mqtt": None,
     }
 
 
@@ -26,7 +26,7 @@ def test_config_full_is_kept():
             "rate": 5, "sensors": ["humidity", "temperature"], "ap_password": "12345678", "port": 8080,
             "token": "s3cret", "origins": ["http://192.168.1.5"]}
     config = parse_config(data, ESP32)
-    assert config == dict(data, rate=5.0)
+    assert config == dict(data, rate=5.0, mqtt=None)
     assert type(config["rate"]) is float
 
 
