@@ -173,8 +173,11 @@ def command_args(spec, msg):
 
 def load(path, log=print):
     """Import the user's file at path (custom.py), if it exists. True when it
-    loaded; a failure is logged with its reason and traceback, and what it
-    registered is dropped: the device then runs without it."""
+    loaded (once: loading it again changes nothing); a failure is logged with
+    its reason and traceback, and what it registered is dropped: the device
+    then runs without it."""
+    if status["loaded"] == path:
+        return True
     status["loaded"] = status["error"] = None
     folder, _, file = path.rpartition("/")
     if not file.endswith(".py"):

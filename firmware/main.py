@@ -7,6 +7,7 @@ Files on the board (tools/deploy.py puts them there):
     /lib/microws/           the library
     /www/index.html.gz      the dashboard
     /*.py, /sensors/        this folder
+    /custom.py              yours, if you have one: sensors, commands, routes (extend.py)
 """
 
 import gc
@@ -16,6 +17,11 @@ from config import ConfigError, load_config, redacted
 
 
 def main():
+    import extend
+
+    # before the board file, which may name its sensors; a failure is logged
+    # and the device starts without it
+    extend.load("custom.py")
     try:
         config = load_config("config.json", "boards")
     except ConfigError as error:

@@ -5,6 +5,7 @@
                               [--name simulated] [--max-clients N]
                               [--cert cert.pem [--key key.pem]]
                               [--mqtt HOST:PORT [--device-name NAME]] [--devices N]
+                              [--custom FILE] [--clock host|none]
     micropython tools/simulate.py [the same options, except --cert/--key]
 
 Then open the printed URL. --mqtt adds the MQTT uplink to a broker (the
@@ -34,7 +35,7 @@ except ImportError:  # MicroPython started with a MICROPYPATH that lacks ".froze
 USAGE = """usage: simulate.py [-h] [--host HOST] [--port PORT] [--board BOARD] [--rate RATE]
                    [--seed SEED] [--name NAME] [--token TOKEN] [--max-clients N]
                    [--cert CERT] [--key KEY] [--mqtt HOST:PORT] [--device-name NAME]
-                   [--devices N]
+                   [--devices N] [--custom FILE] [--clock host|none]
 
 Simulate a microws device with its dashboard.
 
@@ -42,7 +43,7 @@ options:
   -h, --help     show this help message and exit
   --host HOST    address to listen on (default 127.0.0.1; 0.0.0.0: the whole network)
   --port PORT    port to listen on (default 8080)
-  --board BOARD  board file in boards/ (default host)
+  --board BOARD  board file in boards/ (default host), or the path of one (FILE.json)
   --rate RATE    samples per second (default: the board's)
   --seed SEED    seed of the simulated readings (default 1)
   --name NAME    device name (default simulated)
@@ -58,7 +59,11 @@ options:
   --device-name NAME
                  the same as --name
   --devices N    run N simulated devices (NAME-1 ... NAME-N, seeds SEED ...,
-                 ports PORT ... PORT+N-1; default 1)"""
+                 ports PORT ... PORT+N-1; default 1)
+  --custom FILE  load this custom.py (your sensors, commands, routes: firmware/extend.py)
+  --clock host|none
+                 the wall-clock time: the host's (default), or none, as on a board
+                 without NTP: the first dashboard's time command sets it"""
 
 # option: (type, default)
 OPTIONS = {
@@ -75,6 +80,8 @@ OPTIONS = {
     "mqtt": (str, None),
     "device_name": (str, None),
     "devices": (int, 1),
+    "custom": (str, None),
+    "clock": (str, "host"),
 }
 
 
@@ -236,6 +243,8 @@ def parse_args(argv=None):
             values[key] = kind(value)
         except ValueError:
             _usage_error("argument --%s: invalid %s value: %r" % (key.replace("_", "-"), kind.__name__, value))
+    if values["clock"] not in ("host", "none"):
+        _usage_error("argument --clock: must be host or none")
     if values["max_clients"] is not None and not 1 <= values["max_clients"] <= 64:
         _usage_error("argument --max-clients: must be between 1 and 64")
     if not 1 <= values["devices"] <= 1000:
@@ -253,8 +262,16 @@ def parse_args(argv=None):
 # ------------------------------------------------------------------ the device
 
 def make_app(args, log=print):
+    if args.custom:  # before the board file, which may name its sensors (as main.py)
+        import extend
+
+        extend.load(_absolute(args.custom), log)
+    boards, name = ROOT + "/boards", args.board
+    if name.endswith(".json"):  # a board file elsewhere, by its path (examples/host-custom.json)
+        boards, _, name = _absolute(name).rpartition("/")
+        name = name[:-5]
     try:
-        board = load_board(args.board, ROOT + "/boards")
+        board = load_board(name, boards)
     except ValueError as error:
         raise ConfigError(str(error))
     if args.max_clients is not None:
@@ -272,7 +289,10 @@ def make_app(args, log=print):
     def since_start():  # a board's ticks_ms counts from its boot
         return ticks_diff(ticks_ms(), started)
 
-    return App(board, config, hardware(seed=args.seed, clock=since_start), www=WWW, log=log)
+    hw = hardware(seed=args.seed, clock=since_start)
+    if args.clock == "none":
+        del hw["host_time"]
+    return App(board, config, hw, www=WWW, log=log)
 
 
 async def _stop(app):
