@@ -16,11 +16,10 @@ function css(name) {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || "#888";
 }
 
+// As the device sent it (its sensor's decimals), at most two decimals.
 export function formatValue(value) {
   if (typeof value !== "number" || !isFinite(value)) return "—";
-  const size = Math.abs(value);
-  if (size >= 1000 || Number.isInteger(value)) return String(Math.round(value));
-  return value.toFixed(size >= 100 ? 1 : 2);
+  return String(Math.abs(value) >= 1e6 ? Math.round(value) : Math.round(value * 100) / 100);
 }
 
 function clock(ms) {

@@ -52,6 +52,7 @@ export class View {
     this.tokens = tokens; // {get(prefix), set(prefix, token)}
     this.grid = document.getElementById("fleet");
     this.empty = document.getElementById("empty");
+    this.summary = document.getElementById("summary");
     this.detail = document.getElementById("detail");
     this.cards = new Map(); // name -> {node, shape, rev, state}
     this.open = null; // {name, node, shape, controlsShape, rev}
@@ -74,6 +75,10 @@ export class View {
       if (this.grid.children[i] !== node) this.grid.insertBefore(node, this.grid.children[i] || null);
     });
     this.empty.hidden = names.length > 0;
+    const states = names.map((name) => this.cards.get(name).state);
+    const count = (state) => states.filter((s) => s === state).length;
+    setText(this.summary, names.length ? `${names.length} devices: ${count("online")} online, `
+      + `${count("stale")} stale, ${count("offline")} offline` : "");
     const target = this.route();
     if (target && this.fleet.devices.has(target)) this.renderDetail(this.fleet.devices.get(target), now);
     else this.closeDetail();
@@ -95,6 +100,9 @@ export class View {
       setText(card.node.querySelector(".st"), state);
       card.state = state;
     }
+    // how long it has been quiet, while it is not live
+    const ago = state === "online" || !dev.last ? "" : `last sample ${duration((now - dev.seenAt) / 1000)} ago`;
+    setText(card.node.querySelector(".ago"), ago);
     if (card.rev === dev.rev) return;
     card.rev = dev.rev;
     const info = dev.info || {};
@@ -124,6 +132,7 @@ export class View {
       el("a", { class: "hd", href: `#device=${encodeURIComponent(dev.name)}` },
         el("h2", {}, dev.name), el("span", { class: "st" }, "")),
       el("p", { class: "sub mut" }, ""),
+      el("p", { class: "ago" }, ""),
       el("div", { class: "vals" }, ...rows));
   }
 
@@ -211,7 +220,6 @@ export class View {
     tokenInput.addEventListener("change", () => this.tokens.set(dev.prefix, tokenInput.value));
     const rate = el("input", { id: "rate", type: "number", min: "0.1", step: "0.1" });
     const setRate = () => this.send(dev, { cmd: "rate", rate: Number(rate.value) });
-    rate.addEventListener("keydown", (e) => e.key === "Enter" && setRate());
     const controls = dev.controls.map((control) => {
       const label = control.label || control.name;
       if (control.kind === "pwm") {
@@ -236,9 +244,11 @@ export class View {
         el("aside", {},
           el("div", { class: "card" }, el("dl", { id: "facts" })),
           el("div", { class: "card", id: "commands" },
-            el("label", { for: "token" }, "Token"), tokenInput,
-            el("label", { for: "rate" }, "Sample rate (Hz)"),
-            el("div", { class: "row" }, rate, el("button", { class: "pri", id: "set-rate", onclick: setRate }, "Set")),
+            el("form", { onsubmit: (e) => { e.preventDefault(); this.tokens.set(dev.prefix, tokenInput.value); } },
+              el("label", { for: "token" }, "Token"), tokenInput),
+            el("form", { onsubmit: (e) => { e.preventDefault(); setRate(); } },
+              el("label", { for: "rate" }, "Sample rate (Hz)"),
+              el("div", { class: "row" }, rate, el("button", { class: "pri", id: "set-rate" }, "Set"))),
             el("div", { id: "outputs" }, ...controls),
             el("h3", {}, "Replies"), el("ol", { id: "replies" })))));
   }
