@@ -19,6 +19,7 @@ package("microws", base_path="lib")
 # boot.py and main.py are not frozen: they stay files on the flash, the
 # entry points a user edits (tools/deploy.py still copies them, with
 # config.json, boards/NAME.json and www/index.html.gz).
-for name in ("access", "app", "boardfile", "checks", "config", "device", "hardware", "outputs", "uptime", "wifi"):
+for name in ("access", "app", "boardfile", "checks", "config", "device", "hardware", "outputs", "uptime", "wifi",
+             "mqtt", "mqtt_config", "uplink"):
     module(name + ".py", base_path="firmware")
 package("sensors", base_path="firmware")
