@@ -49,7 +49,9 @@ class History:
         if seq != self.newest_seq + 1:
             self.size = 0
         slot = self._next
-        self._ms[slot] = ms & 0xFFFFFFFF
+        if ms > 0x3FFFFFFF:  # never on a board (30-bit ticks): a long-running host's clock
+            ms &= 0xFFFFFFFF
+        self._ms[slot] = ms
         at = slot * self.count
         store = self._values
         for i in range(self.count):

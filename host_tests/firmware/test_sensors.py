@@ -361,3 +361,33 @@ def test_uptime_takes_the_clocks_own_ticks_diff_and_accumulates_over_many_wraps(
         total[0] += 3600 * 1000
         up.ms()
     assert up.seconds() == 60 * 86400
+
+
+# ------------------------------------------------------------------- labels and tiles
+
+def test_sensors_get_labels_and_status_values_are_tiles():
+    spec = [{"type": "simulated", "name": "soil_moisture"}, {"type": "free_heap", "label": "Free memory"},
+            {"type": "uptime"}, {"type": "wifi_rssi", "show": "chart"}, {"type": "internal_temp"},
+            {"type": "bme280", "labels": ["Air", "Damp", "Pressure"], "show": "tile"}]
+    b = dict(board("host"), sensors=spec, i2c={"sda": 1, "scl": 2})
+    boardfile.check_board(b, "test")
+    made = build_sensors(b, None, {"clock": Clock()})
+    assert [(s.name, s.label, s.show) for s in made] == [
+        ("soil_moisture", "Soil moisture", "chart"), ("free_heap", "Free memory", "tile"),
+        ("uptime", "Uptime", "tile"), ("rssi", "Rssi", "chart"), ("mcu_temp", "Mcu temp", "chart"),
+        ("temperature", "Air", "tile"), ("humidity", "Damp", "tile"), ("pressure", "Pressure", "tile")]
+
+
+@pytest.mark.parametrize("spec, problem", [
+    ({"type": "uptime", "label": ""}, "label: must be a text of 1 to 32 characters"),
+    ({"type": "uptime", "label": "x" * 33}, "label: must be a text of 1 to 32 characters"),
+    ({"type": "uptime", "show": "gauge"}, 'show: must be "chart" or "tile"'),
+    ({"type": "dht22", "pin": 4, "label": "T"}, "label: unknown for type dht22"),
+    ({"type": "dht22", "pin": 4, "labels": ["T"]}, "labels: must be a list of 2 texts"),
+])
+def test_bad_labels_and_show_name_the_field(spec, problem):
+    from sensors import check_spec
+
+    with pytest.raises(ValueError) as raised:
+        check_spec(spec)
+    assert problem in str(raised.value)

@@ -119,3 +119,42 @@ def test_the_app_builds_its_server_and_routes():
     assert len(app.server.group(TEXT_PATH)) == 0 and len(app.server.group(BINARY_PATH)) == 0
     reading = app.sample_once()  # nobody listens: read all the same, for the history
     assert reading[0] == 0 and app.device.seq == 1 and app.device.history.size == 1
+
+
+def test_the_history_ring_wraps_in_order_and_a_sample_allocates_nothing():
+    from history import History, HistorySender
+
+    ring = History(8, 3)
+    values = [21.5, None, 7]
+    try:
+        import micropython
+
+        lock, unlock = micropython.heap_lock, micropython.heap_unlock
+    except (ImportError, AttributeError):  # CPython: the same pushes, without the lock
+        lock = unlock = lambda: None
+    lock()
+    try:
+        for seq in range(20):
+            ring.push(seq, 1000 + seq, values)
+    finally:
+        unlock()
+    assert ring.size == 8 and ring.oldest_seq() == 12 and ring.newest_seq == 19
+    rows = []
+    for chunk in HistorySender(ring, [1, None, None]).chunks(lambda ms: 1764590000000 + ms):
+        message = json.loads(chunk if isinstance(chunk, str) else bytes(chunk).decode())
+        rows += message["rows"]
+    assert message == {"t": "h", "rows": [], "done": True}
+    assert [r[0] for r in rows] == list(range(12, 20))
+    assert rows[0] == [12, 1012, 1764590001012, [21.5, None, 7]]
+
+
+def test_time_command_and_ts_under_every_runtime():
+    clock = Clock()
+    device = host_device(clock)
+    reply, change = device.handle_command('{"cmd":"time","ms":1764590000000,"id":4}')
+    assert json.loads(reply) == {"t": "ack", "id": 4, "cmd": "time", "clock": "dashboard"}
+    assert json.loads(change)["clock"] is True
+    clock.now += 250
+    assert json.loads(sample_text(device.read()))["ts"] == 1764590000250
+    reply, _ = device.handle_command('{"cmd":"fan","value":101}')
+    assert "from 0 to 100" in json.loads(reply)["error"]
