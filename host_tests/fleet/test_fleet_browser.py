@@ -6,7 +6,8 @@ killing one process takes exactly one device away. tools/fleet.py serves the
 page, which connects to the broker's WebSocket listener. Checked: every card
 goes online and its values change; the labels and units are those of the
 retained info; a rate command is refused without the token and acknowledged
-with it, and the device then samples faster; the click-through charts start
+with it, and the device then samples faster; the outputs of the info's
+controls (a switch, a pwm) are set from the page; the click-through charts start
 from the retained history; a stopped process makes its devices stale, a
 killed one offline (the broker's last-will).
 
@@ -240,6 +241,42 @@ def test_rate_command_needs_the_token_and_gets_a_reply(context, world):
     before = page.js(newest)
     time.sleep(3)
     assert page.js(newest) - before >= 10, "at 5 Hz about 15 samples in 3 s, at 2 Hz 6"
+    page.page.close()
+
+
+def test_outputs_from_the_controls_switch_and_set(context, world):
+    controls = retained_info(world["broker"], "solo")["controls"]
+    kinds = {c["kind"] for c in controls}
+    assert kinds == {"switch", "pwm"}, controls  # the host board has one of each
+    page = open_page(context, world, "#device=solo")  # the token is in localStorage from the test before
+    page.wait("() => document.querySelector('#detail')?.dataset.state === 'online'", what="solo's detail view")
+    for control in controls:
+        name = control["name"]
+        answered = len(page.replies())
+        if control["kind"] == "switch":
+            page.page.click('[data-control="%s"]' % name)
+            expected = {"on": True}
+        else:
+            value = (control["min"] + control["max"]) // 2 + 1
+            page.js("""([name, value]) => { const input = document.querySelector(`[data-control="${name}"] input`);
+                input.value = String(value); input.dispatchEvent(new Event("change")); }""", [name, value])
+            expected = {"value": value}
+        page.wait("n => document.querySelectorAll('#replies .reply').length > n", answered, what="the reply of " + name)
+        reply = page.replies()[0]
+        assert reply["t"] == "ack" and reply["cmd"] == name, reply
+        assert {k: reply.get(k) for k in expected} == expected, reply
+        if control["kind"] == "switch":
+            page.wait("n => document.querySelector(`[data-control=\"${n}\"]`).getAttribute('aria-checked') === 'true'",
+                      name, what="the switch shown on")
+    # the device itself says so in its next retained info
+    deadline = time.monotonic() + 10
+    while True:
+        outputs = retained_info(world["broker"], "solo")["outputs"]
+        wanted = {c["name"]: (True if c["kind"] == "switch" else (c["min"] + c["max"]) // 2 + 1) for c in controls}
+        if {k: outputs.get(k) for k in wanted} == wanted or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert {k: outputs.get(k) for k in wanted} == wanted, outputs
     page.page.close()
 
 
