@@ -11,7 +11,7 @@ only the board description, the config and the `hw` modules differ.
     and the routes of the user's custom.py (extend.py)
 """
 
-import extend
+import sys
 
 from access import CommandLimiter, TokenGuard, peer_address
 from device import Device, sample_binary, sample_text
@@ -44,8 +44,9 @@ class App:
         self.guard = TokenGuard(self.token, self.clock)
         sensors = build_sensors(board, config, hw)
         outputs = build_outputs(board, hw)
+        extend = sys.modules.get("extend")  # loaded only with a custom.py (main.py): heap for the others
         self.device = Device(board, config, sensors, outputs, self.clock, diff=hw.get("ticks_diff"), log=log,
-                             host_time=hw.get("host_time"), commands=extend.COMMANDS)
+                             host_time=hw.get("host_time"), commands=extend.COMMANDS if extend else None)
         self.ntp = hw.get("ntp") or _ntp_unix_ms  # used only with wifi (a board)
         self.keep_time_ms = KEEP_TIME_MS
         self.wifi = wifi  # a wifi.Keeper on a board; None on a laptop
@@ -69,7 +70,7 @@ class App:
         self.server.websocket(TEXT_PATH)(self._dashboard)
         self.server.websocket(BINARY_PATH)(self._dashboard)
         self.server.route("/status")(self.status)
-        for path, handler, websocket in extend.ROUTES:
+        for path, handler, websocket in extend.ROUTES if extend else ():
             self._add_route(path, handler, websocket)
         self.server.static("/", www)
         self.text_clients = self.server.group(TEXT_PATH)
@@ -85,7 +86,7 @@ class App:
         self._sampler = None
         self._tasks = []
         self._running = False
-        self._history_lock = asyncio.Lock()  # dashboards take turns with the one chunk buffer
+        self._history_busy = False  # dashboards take turns with the one chunk buffer
 
     def _add_route(self, path, handler, websocket):
         """A route of custom.py: its handler gets the device first."""
@@ -165,9 +166,14 @@ class App:
     async def _send_history(self, ws):
         """The history (`h` chunks, oldest first), right after hello. Live
         samples may come in between; the page sorts them out by seq."""
-        async with self._history_lock:
+        while self._history_busy:
+            await sleep_ms(WAKE_MS)
+        self._history_busy = True
+        try:
             for chunk in self.device.history_sender.chunks(self.device.wall_at):
                 await ws.send(chunk, True)
+        finally:
+            self._history_busy = False
 
     # ------------------------------------------------------------ sampling
 
@@ -282,6 +288,18 @@ class App:
             await stopped.wait()
         finally:
             await self.stop()
+
+
+STARTUP_MODULES = ("boardfile", "config", "mqtt_config")  # checks of the files, needed only to start
+
+
+def drop_startup_modules():
+    """Let the collector have the code that only checked the board file and
+    the config (about 12 KB of a 32-bit board's heap with .mpy files):
+    main.py calls this once the App is made. MicroPython only: on CPython
+    a later import would make new classes (ConfigError) beside the old."""
+    for name in STARTUP_MODULES:
+        sys.modules.pop(name, None)
 
 
 def _ntp_unix_ms():

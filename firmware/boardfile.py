@@ -106,7 +106,7 @@ def check_board(board, source="board"):
 
     _check_outputs(source, board)
 
-    from sensors import check_spec, describe
+    from sensors import describe
 
     specs = board["sensors"]
     if type(specs) is not list:
@@ -134,9 +134,139 @@ def check_board(board, source="board"):
     return board
 
 
-def _check_outputs(source, board):
-    from outputs import check_output
+# ---------------------------------------------------------------- sensor specs
 
+SHOW = ("chart", "tile")
+MAX_LABEL = 32
+_NUMBERS = ("scale", "offset", "base", "amplitude", "phase", "min", "max")
+
+
+def _check_value(key, value):
+    """The problem with one spec field, or None."""
+    if key == "name":
+        return None if is_name(value) else "must be a name of 1-32 letters, digits, '_' or '-'"
+    if key == "unit":
+        return None if is_str(value) and len(value) <= 16 else "must be a text of at most 16 characters"
+    if key == "pin":
+        ok = (is_int(value) and value >= 0) or (is_str(value) and 0 < len(value) <= 8)
+        return None if ok else 'must be a GPIO number or a pin name such as "LED"'
+    if key in ("channel", "seed"):
+        return None if is_int(value) and value >= 0 else "must be an integer >= 0"
+    if key == "address":
+        ok = is_int(value) and 0 <= value <= 127
+        return None if ok else "must be a 7-bit I2C address (0-127; 118 is 0x76)"
+    if key == "decimals":
+        return None if is_int(value) and 0 <= value <= 6 else "must be an integer from 0 to 6"
+    if key in ("invert", "active_low"):
+        return None if is_bool(value) else "must be true or false"
+    if key == "pull":
+        return None if value in ("up", "down", None) else 'must be "up", "down" or null'
+    if key == "label":
+        return None if is_str(value) and 0 < len(value) <= MAX_LABEL else "must be a text of 1 to 32 characters"
+    if key == "show":
+        return None if value in SHOW else 'must be "chart" or "tile"'
+    if key == "sensor":
+        return None if is_name(value) else "must be the name of a sensor registered in custom.py"
+    if key == "options":
+        return None if type(value) is dict else "must be an object (the custom sensor's keyword arguments)"
+    if key == "period_s":
+        return None if is_number(value) and value > 0 else "must be a number > 0"
+    if key == "noise":
+        return None if is_number(value) and value >= 0 else "must be a number >= 0"
+    if key in _NUMBERS:
+        return None if is_number(value) else "must be a number"
+    return None
+
+
+def check_spec(spec):
+    """Raise ValueError("field: problem") for a sensor spec a board cannot use
+    (the kinds: sensors.KINDS)."""
+    if type(spec) is not dict:
+        raise ValueError("must be an object with a \"type\"")
+    kind = spec.get("type")
+    from sensors import KINDS
+
+    if kind not in KINDS:
+        raise ValueError("type: must be one of " + ", ".join(sorted(KINDS)))
+    names, _, allowed = KINDS[kind]
+    allowed = allowed + (("labels", "show") if len(names) > 1 else ("label", "show"))
+    for key in spec:
+        if key != "type" and key not in allowed:
+            raise ValueError(key + ": unknown for type " + kind + " (allowed: " + ", ".join(allowed) + ")")
+        problem = _check_value(key, spec[key])
+        if problem:
+            raise ValueError(key + ": " + problem)
+    if kind == "custom":
+        if "sensor" not in spec:
+            raise ValueError('sensor: required for type custom (the name given to @sensor in custom.py)')
+    elif names[0] is None and "name" not in spec:
+        raise ValueError("name: required for type " + kind)
+    if "labels" in spec:
+        given = spec["labels"]
+        if type(given) is not list or len(given) != len(names) or \
+                not all(is_str(x) and 0 < len(x) <= MAX_LABEL for x in given):
+            raise ValueError("labels: must be a list of %d texts of 1 to 32 characters" % len(names))
+    if "names" in spec:
+        given = spec["names"]
+        if type(given) is not list or len(given) != len(names) or not all(is_name(n) for n in given):
+            raise ValueError("names: must be a list of %d names (default %s)"
+                             % (len(names), ", ".join(names)))
+    if kind == "adc" and ("pin" in spec) == ("channel" in spec):
+        raise ValueError("pin or channel: give exactly one")
+    if kind in ("digital", "dht11", "dht22") and "pin" not in spec:
+        raise ValueError("pin: required for type " + kind)
+    if "min" in spec and "max" in spec and not spec["min"] < spec["max"]:
+        raise ValueError("min: must be below max")
+
+
+# ---------------------------------------------------------------- outputs
+
+OUTPUT_KINDS = ("switch", "pwm")
+RESERVED = ("info", "rate", "time")  # command names an output cannot take
+OUTPUT_KEYS = {
+    "switch": ("name", "kind", "label", "pin", "active_low"),
+    "pwm": ("name", "kind", "label", "pin", "min", "max", "unit", "freq", "initial"),
+}
+
+
+def check_output(spec):
+    """Raise ValueError("field: problem") for an output spec a board cannot use."""
+    if type(spec) is not dict:
+        raise ValueError('must be an object with "name" and "kind"')
+    kind = spec.get("kind")
+    if kind not in OUTPUT_KINDS:
+        raise ValueError("kind: must be one of " + ", ".join(OUTPUT_KINDS))
+    for key in spec:
+        if key not in OUTPUT_KEYS[kind]:
+            raise ValueError(key + ": unknown for kind " + kind + " (allowed: " + ", ".join(OUTPUT_KEYS[kind]) + ")")
+    name = spec.get("name")
+    if not is_name(name):
+        raise ValueError("name: must be a name of 1-32 letters, digits, '_' or '-'")
+    if name in RESERVED:
+        raise ValueError("name: " + name + " is a command of its own (" + ", ".join(RESERVED) + ")")
+    if "label" in spec and not (is_str(spec["label"]) and 0 < len(spec["label"]) <= 32):
+        raise ValueError("label: must be a text of 1 to 32 characters")
+    pin = spec.get("pin")
+    if not ((is_int(pin) and pin >= 0) or (is_str(pin) and 0 < len(pin) <= 8)):
+        raise ValueError('pin: must be a GPIO number or a pin name such as "LED"')
+    if not is_bool(spec.get("active_low", False)):
+        raise ValueError("active_low: must be true or false")
+    if kind == "pwm":
+        for key in ("min", "max"):
+            if not is_number(spec.get(key)):
+                raise ValueError(key + ": required, a number")
+        if not spec["min"] < spec["max"]:
+            raise ValueError("min: must be below max")
+        if "initial" in spec and not (is_number(spec["initial"]) and spec["min"] <= spec["initial"] <= spec["max"]):
+            raise ValueError("initial: must be a number within min..max")
+        if "unit" in spec and not (is_str(spec["unit"]) and len(spec["unit"]) <= 16):
+            raise ValueError("unit: must be a text of at most 16 characters")
+        if "freq" in spec and not (is_int(spec["freq"]) and 1 <= spec["freq"] <= 40000000):
+            raise ValueError("freq: must be an integer number of Hz from 1 to 40000000")
+
+
+
+def _check_outputs(source, board):
     outputs = board.get("outputs", [])
     if type(outputs) is not list:
         _fail(source, "outputs", "must be a list of outputs (switch or pwm)")

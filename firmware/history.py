@@ -17,7 +17,7 @@ from array import array
 from sensors.base import quantize
 
 NAN = float("nan")
-CHUNK_BYTES = 1024  # an `h` message stays within this (unless one row alone is longer)
+CHUNK_BYTES = 512  # an `h` message stays within this (unless one row alone is longer): small boards
 CHUNK_HEAD = b'{"t":"h","rows":['
 CHUNK_TAIL = b"]}"
 DONE = '{"t":"h","rows":[],"done":true}'

@@ -13,15 +13,26 @@ Files on the board (tools/deploy.py puts them there):
 import gc
 import time
 
-from config import ConfigError, load_config, redacted
+
+def load_custom():
+    """The user's custom.py, if there is one, before the board file (which
+    may name its sensors); a failure is logged and the device starts
+    without it. Without one, extend.py is not even imported."""
+    import os
+
+    try:
+        os.stat("custom.py")
+    except OSError:
+        return
+    import extend
+
+    extend.load("custom.py")
 
 
 def main():
-    import extend
+    load_custom()
+    from config import ConfigError, load_config, redacted
 
-    # before the board file, which may name its sensors; a failure is logged
-    # and the device starts without it
-    extend.load("custom.py")
     try:
         config = load_config("config.json", "boards")
     except ConfigError as error:
@@ -31,6 +42,7 @@ def main():
 
     board = load_board(config["board"], "boards")
     print("microws: config", redacted(config))
+    del ConfigError, load_config, redacted, load_board  # see drop_startup_modules
     import network
 
     import wifi
@@ -40,11 +52,12 @@ def main():
     # point, rejoin when the link drops (the server keeps running meanwhile)
     keeper = wifi.Keeper(config, network, time.ticks_ms, time.ticks_diff, mode)
     gc.collect()
-    from app import App
+    from app import App, drop_startup_modules
     from hardware import hardware
     from microws.compat import asyncio
 
     app = App(board, config, hardware(), www="www", wifi=keeper)
+    drop_startup_modules()
     gc.collect()
     print("microws: serving on port %d, %d bytes free" % (config["port"], gc.mem_free()))
     asyncio.run(app.serve("0.0.0.0", config["port"]))

@@ -6,54 +6,13 @@ An output has `name`, `label`, `kind` ("switch" or "pwm") and value()
 min..max for a pwm, which also has `min`, `max` and `unit`). The state is
 kept here rather than read back from the pin: reading an output pin is not
 reliable on every port. The board's "led" is the switch named "led".
+boardfile.check_output checks their specs.
 """
 
-from checks import default_label, is_bool, is_int, is_name, is_number, is_str
+from checks import default_label, fmt, is_bool, is_number
 
-KINDS = ("switch", "pwm")
-RESERVED = ("info", "rate", "time")  # command names an output cannot take
-KEYS = {
-    "switch": ("name", "kind", "label", "pin", "active_low"),
-    "pwm": ("name", "kind", "label", "pin", "min", "max", "unit", "freq", "initial"),
-}
 PWM_FREQ = 1000  # Hz, the default; the ESP8266 allows at most 1 kHz
 DUTY_FULL = 65535  # machine.PWM.duty_u16
-
-
-def check_output(spec):
-    """Raise ValueError("field: problem") for an output spec a board cannot use."""
-    if type(spec) is not dict:
-        raise ValueError('must be an object with "name" and "kind"')
-    kind = spec.get("kind")
-    if kind not in KINDS:
-        raise ValueError("kind: must be one of " + ", ".join(KINDS))
-    for key in spec:
-        if key not in KEYS[kind]:
-            raise ValueError(key + ": unknown for kind " + kind + " (allowed: " + ", ".join(KEYS[kind]) + ")")
-    name = spec.get("name")
-    if not is_name(name):
-        raise ValueError("name: must be a name of 1-32 letters, digits, '_' or '-'")
-    if name in RESERVED:
-        raise ValueError("name: " + name + " is a command of its own (" + ", ".join(RESERVED) + ")")
-    if "label" in spec and not (is_str(spec["label"]) and 0 < len(spec["label"]) <= 32):
-        raise ValueError("label: must be a text of 1 to 32 characters")
-    pin = spec.get("pin")
-    if not ((is_int(pin) and pin >= 0) or (is_str(pin) and 0 < len(pin) <= 8)):
-        raise ValueError('pin: must be a GPIO number or a pin name such as "LED"')
-    if not is_bool(spec.get("active_low", False)):
-        raise ValueError("active_low: must be true or false")
-    if kind == "pwm":
-        for key in ("min", "max"):
-            if not is_number(spec.get(key)):
-                raise ValueError(key + ": required, a number")
-        if not spec["min"] < spec["max"]:
-            raise ValueError("min: must be below max")
-        if "initial" in spec and not (is_number(spec["initial"]) and spec["min"] <= spec["initial"] <= spec["max"]):
-            raise ValueError("initial: must be a number within min..max")
-        if "unit" in spec and not (is_str(spec["unit"]) and len(spec["unit"]) <= 16):
-            raise ValueError("unit: must be a text of at most 16 characters")
-        if "freq" in spec and not (is_int(spec["freq"]) and 1 <= spec["freq"] <= 40000000):
-            raise ValueError("freq: must be an integer number of Hz from 1 to 40000000")
 
 
 class Output:
@@ -108,9 +67,6 @@ class SimulatedSwitch(Output):
         return self._on
 
 
-SimulatedLed = SimulatedSwitch  # the host's LED, by its old name
-
-
 class Pwm(Output):
     """A number in min..max, mapped linearly onto the duty cycle (min: 0,
     max: full). `pwm` is a machine.PWM, or None on the host, where the
@@ -137,7 +93,7 @@ class Pwm(Output):
         return entry
 
     def range_text(self):
-        return "a number from %s to %s" % (_fmt(self.min), _fmt(self.max))
+        return "a number from %s to %s" % (fmt(self.min), fmt(self.max))
 
     def check(self, value):
         if not is_number(value) or not self.min <= value <= self.max:
@@ -153,7 +109,7 @@ class Pwm(Output):
             return self._value
         self._value = value
         if self._pwm is None:
-            self._out("%s %s%s" % (self.label, _fmt(value), (" " + self.unit) if self.unit else ""))
+            self._out("%s %s%s" % (self.label, fmt(value), (" " + self.unit) if self.unit else ""))
         else:
             self._drive(value)
         return value
@@ -163,12 +119,6 @@ class Pwm(Output):
             self._pwm.duty_u16(self.duty(value))
         else:  # older ESP8266 firmware: duty 0..1023
             self._pwm.duty(self.duty(value) >> 6)
-
-
-def _fmt(x):
-    if type(x) is float and x == int(x):
-        return str(int(x))
-    return str(x)
 
 
 def output_specs(board):

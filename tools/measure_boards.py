@@ -146,6 +146,8 @@ class Device:
                 record = json.loads(line[7:])
                 self.heap[record["at"]] = record["alloc"]
                 self.modules = record["modules"]
+                if record["at"] == "history":
+                    self.history = record
             if time.monotonic() > deadline:
                 self.stop()
                 raise MeasureError("%s: measure_device.py did not start within %.0f s" % (board, START_TIMEOUT))
@@ -168,8 +170,10 @@ def open_dashboard(port, stack):
     hello = json.loads(ws.recv(timeout=10))
     if hello.get("t") != "hello":
         raise MeasureError("expected a hello, got %r" % hello)
-    sample = json.loads(ws.recv(timeout=10))  # the stream has reached it: its queue exists
-    if sample.get("t") != "s":
+    sample = json.loads(ws.recv(timeout=10))
+    while sample.get("t") == "h":  # the history comes first
+        sample = json.loads(ws.recv(timeout=10))
+    if sample.get("t") != "s":  # the stream has reached it: its queue exists
         raise MeasureError("expected a sample, got %r" % sample)
     return ws
 
@@ -224,6 +228,8 @@ def measure_board(micropython, build, name):
         "connection_bytes": int(round(connection)),
         "http_request_bytes": heaps[0] - device.heap["started"],
         "code_bytes": code_bytes(build, device.modules),
+        "history_bytes": device.history["alloc"],
+        "history_sample_bytes": device.history["per_1000"] / 1000.0,
         "heaps": heaps,
     }
 
@@ -231,9 +237,12 @@ def measure_board(micropython, build, name):
 # ------------------------------------------------------------------ the board files
 
 def board_figures(board, unix):
-    """The measured block and the limits for one board file."""
+    """The measured block and the limits for one board file. The history
+    ring is counted as it is: its arrays hold 4-byte items on every port,
+    so only the rest of the app is converted to 32 bits."""
     factor = 1.0 if board["mpy_arch"] is None else FACTOR_64_TO_32
-    mpy_app = int(round(unix["app_bytes"] / factor))
+    ring = unix["history_bytes"]
+    mpy_app = int(round((unix["app_bytes"] - ring) / factor)) + ring
     per_connection = int(round((unix["slot_bytes"] + unix["connection_bytes"]) / factor))
     allowed = int(HEAP_SHARE * board["heap_bytes"])
     cap = board.get("client_cap", 64)
@@ -256,6 +265,9 @@ def board_figures(board, unix):
         "code_bytes": unix["code_bytes"],
         "heap_share": HEAP_SHARE,
         "factor_64_to_32": factor,
+        "history": board.get("history", 0),
+        "history_bytes": ring,
+        "history_sample_bytes": round(unix["history_sample_bytes"], 2),
         "unix64": {"app_bytes": unix["app_bytes"], "slot_bytes": unix["slot_bytes"],
                    "connection_bytes": unix["connection_bytes"]},
         "tool": "tools/measure_boards.py",
@@ -299,6 +311,11 @@ def check_board(name, board, measured, max_clients, deploy):
     stored = board.get("measured")
     if not isinstance(stored, dict) or "unix64" not in stored:
         return ["%s.json: no measured block (run python3 tools/measure_boards.py)" % name]
+    for key, fresh in (("history", measured["history"]), ("history_bytes", measured["history_bytes"])):
+        if stored.get(key) != fresh and not (key == "history_bytes" and isinstance(stored.get(key), int)
+                                               and within(fresh, stored[key])):
+            problems.append("%s.json: measured.%s is %s, a fresh measurement gives %d" % (name, key, stored.get(key),
+                                                                                        fresh))
     for key in ("app_bytes", "slot_bytes", "connection_bytes"):
         fresh, old = measured["unix64"][key], stored["unix64"].get(key)
         if not isinstance(old, int) or not within(fresh, old):
@@ -340,8 +357,9 @@ def main(argv=None):
             print("measure_boards: %s" % error, file=sys.stderr)
             return 2
         print("compiled %d modules with mpy-cross" % count)
-        print("%-8s %9s %9s %9s %9s | %9s %9s %6s %5s %s" % ("board", "app", "slot", "conn", "http",
-                                                            "board app", "per conn", "fit", "max", "deploy"))
+        print("%-8s %9s %9s %9s %9s | %9s %9s %6s %5s %-6s | %s" % (
+            "board", "app", "slot", "conn", "http", "board app", "per conn", "fit", "max", "deploy",
+            "history (samples, bytes, per sample)"))
         for name in names:
             board = read_board(name)
             try:
@@ -350,10 +368,11 @@ def main(argv=None):
                 print("measure_boards: %s: %s" % (name, error), file=sys.stderr)
                 return 2
             measured, max_clients, deploy = board_figures(board, unix)
-            print("%-8s %9d %9d %9d %9d | %9d %9d %6d %5d %s" % (
+            print("%-8s %9d %9d %9d %9d | %9d %9d %6d %5d %-6s | %d, %d B, %.2f B" % (
                 name, unix["app_bytes"], unix["slot_bytes"], unix["connection_bytes"], unix["http_request_bytes"],
                 measured["app_bytes"], measured["per_connection_bytes"], measured["clients_that_fit"],
-                max_clients, deploy))
+                max_clients, deploy, measured["history"], measured["history_bytes"],
+                measured["history_sample_bytes"]))
             allowed = int(HEAP_SHARE * board["heap_bytes"])
             if deploy == "frozen":
                 print("  %s: precompiled .mpy files do not fit: the app alone takes %d B of the %d B allowed "

@@ -7,7 +7,10 @@ precompiled library and firmware first on MICROPYPATH:
         tools/measure_device.py BOARDS_DIR BOARD PORT MAX_CLIENTS
 
 It prints `@@HEAP {"at": "...", "alloc": N}` lines (gc.mem_alloc() after a
-collection) before the imports and after the start, then serves on
+collection) before the imports and after the start, and one with "at":
+"history": the heap of a history ring (firmware/history.py) of the board's
+capacity, and of 1000 samples more (the cost per sample is the difference
+over 1000), each made alone and dropped again. Then it serves on
 127.0.0.1:PORT until killed. The side channel for the connections is one
 route the firmware does not have: GET /__heap collects and answers
 {"alloc": N, "clients": n}. Its request's own objects are in every answer
@@ -29,8 +32,21 @@ def heap():
     return gc.mem_alloc()
 
 
-def report(at, alloc):
-    print("@@HEAP " + json.dumps({"at": at, "alloc": alloc, "modules": sorted(sys.modules)}))
+def report(at, alloc, **more):
+    record = {"at": at, "alloc": alloc, "modules": sorted(sys.modules)}
+    record.update(more)
+    print("@@HEAP " + json.dumps(record))
+
+
+def ring_heap(capacity, count):
+    """The heap a History of capacity samples of count values takes."""
+    from history import History
+
+    before = heap()
+    ring = History(capacity, count)
+    taken = heap() - before
+    del ring
+    return taken
 
 
 def main():
@@ -45,11 +61,13 @@ def main():
     board = load_board(name, boards_dir)
     board["max_clients"] = max_clients
     config = parse_config({"board": name, "port": port}, board, "measure")
-    from app import App
+    from app import App, drop_startup_modules
     from hardware import hardware
     from microws.compat import asyncio
 
     app = App(board, config, hardware(), www=boards_dir + "/../firmware/www", log=lambda *a: None)
+    del parse_config, load_board
+    drop_startup_modules()  # as main.py does
 
     @app.server.route("/__heap")
     def _heap(request):
@@ -59,6 +77,11 @@ def main():
         await app.start("127.0.0.1", port)
         app.device.read()  # every sensor read once: drivers imported and buses claimed, as while streaming
         app.device.seq = 0
+        count = len(app.device.sensors)
+        capacity = app.device.history.capacity
+        ring = ring_heap(capacity, count)
+        report("history", ring, capacity=capacity, values=count,
+               per_1000=ring_heap(capacity + 1000, count) - ring)
         report("started", heap())
         while True:
             await asyncio.sleep(3600)

@@ -1,4 +1,5 @@
-"""The sensor kinds a board file may list, and the factory that builds them.
+"""The sensor kinds a board file may list, and the factory that builds them
+(boardfile.check_spec checks a spec: only at start).
 
 A sensor object has `name`, `unit` and read() -> number or None (see
 sensors.base). A spec in a board file is a dict with a "type"; one spec may
@@ -7,7 +8,7 @@ own with a unique name. Modules of a kind are imported only when a board
 uses it, which keeps the heap of a small board free.
 """
 
-from checks import default_label, is_bool, is_int, is_name, is_number, is_str
+from checks import default_label
 
 # type: (default names, units, allowed keys besides "type"). A None name
 # must be given in the spec ("name"); kinds with several values take
@@ -29,49 +30,7 @@ KINDS = {
 }
 # Every kind also takes "show" ("chart" or "tile") and, for the page, "label"
 # (kinds with several values: "labels", a list like "names").
-SHOW = ("chart", "tile")
 TILE_KINDS = ("free_heap", "uptime", "wifi_rssi")  # status values: tiles unless "show" says otherwise
-MAX_LABEL = 32
-
-_NUMBERS = ("scale", "offset", "base", "amplitude", "phase", "min", "max")
-
-
-def _check_value(key, value):
-    """The problem with one spec field, or None."""
-    if key == "name":
-        return None if is_name(value) else "must be a name of 1-32 letters, digits, '_' or '-'"
-    if key == "unit":
-        return None if is_str(value) and len(value) <= 16 else "must be a text of at most 16 characters"
-    if key == "pin":
-        ok = (is_int(value) and value >= 0) or (is_str(value) and 0 < len(value) <= 8)
-        return None if ok else 'must be a GPIO number or a pin name such as "LED"'
-    if key in ("channel", "seed"):
-        return None if is_int(value) and value >= 0 else "must be an integer >= 0"
-    if key == "address":
-        ok = is_int(value) and 0 <= value <= 127
-        return None if ok else "must be a 7-bit I2C address (0-127; 118 is 0x76)"
-    if key == "decimals":
-        return None if is_int(value) and 0 <= value <= 6 else "must be an integer from 0 to 6"
-    if key in ("invert", "active_low"):
-        return None if is_bool(value) else "must be true or false"
-    if key == "pull":
-        return None if value in ("up", "down", None) else 'must be "up", "down" or null'
-    if key == "label":
-        return None if is_str(value) and 0 < len(value) <= MAX_LABEL else "must be a text of 1 to 32 characters"
-    if key == "show":
-        return None if value in SHOW else 'must be "chart" or "tile"'
-    if key == "sensor":
-        return None if is_name(value) else "must be the name of a sensor registered in custom.py"
-    if key == "options":
-        return None if type(value) is dict else "must be an object (the custom sensor's keyword arguments)"
-    if key == "period_s":
-        return None if is_number(value) and value > 0 else "must be a number > 0"
-    if key == "noise":
-        return None if is_number(value) and value >= 0 else "must be a number >= 0"
-    if key in _NUMBERS:
-        return None if is_number(value) else "must be a number"
-    return None
-
 
 def describe(spec):
     """[(name, unit), ...] of the values a valid spec gives."""
@@ -85,44 +44,6 @@ def describe(spec):
         return [(spec.get("name", names[0]), spec.get("unit", units[0]))]
     names = spec.get("names", names)
     return [(names[i], units[i]) for i in range(len(names))]
-
-
-def check_spec(spec):
-    """Raise ValueError("field: problem") for a spec a board cannot use."""
-    if type(spec) is not dict:
-        raise ValueError("must be an object with a \"type\"")
-    kind = spec.get("type")
-    if kind not in KINDS:
-        raise ValueError("type: must be one of " + ", ".join(sorted(KINDS)))
-    names, _, allowed = KINDS[kind]
-    allowed = allowed + (("labels", "show") if len(names) > 1 else ("label", "show"))
-    for key in spec:
-        if key != "type" and key not in allowed:
-            raise ValueError(key + ": unknown for type " + kind + " (allowed: " + ", ".join(allowed) + ")")
-        problem = _check_value(key, spec[key])
-        if problem:
-            raise ValueError(key + ": " + problem)
-    if kind == "custom":
-        if "sensor" not in spec:
-            raise ValueError('sensor: required for type custom (the name given to @sensor in custom.py)')
-    elif names[0] is None and "name" not in spec:
-        raise ValueError("name: required for type " + kind)
-    if "labels" in spec:
-        given = spec["labels"]
-        if type(given) is not list or len(given) != len(names) or \
-                not all(is_str(x) and 0 < len(x) <= MAX_LABEL for x in given):
-            raise ValueError("labels: must be a list of %d texts of 1 to 32 characters" % len(names))
-    if "names" in spec:
-        given = spec["names"]
-        if type(given) is not list or len(given) != len(names) or not all(is_name(n) for n in given):
-            raise ValueError("names: must be a list of %d names (default %s)"
-                             % (len(names), ", ".join(names)))
-    if kind == "adc" and ("pin" in spec) == ("channel" in spec):
-        raise ValueError("pin or channel: give exactly one")
-    if kind in ("digital", "dht11", "dht22") and "pin" not in spec:
-        raise ValueError("pin: required for type " + kind)
-    if "min" in spec and "max" in spec and not spec["min"] < spec["max"]:
-        raise ValueError("min: must be below max")
 
 
 # ---------------------------------------------------------------- factory

@@ -60,7 +60,10 @@ def test_board_limits_come_from_its_measurement(name):
     factor = 1.0 if board["mpy_arch"] is None else 1.4
     unix = measured["unix64"]
     assert measured["factor_64_to_32"] == factor
-    assert measured["mpy_app_bytes"] == round(unix["app_bytes"] / factor)
+    ring = measured["history_bytes"]  # 4-byte array items on every port: not converted
+    assert measured["history"] == board.get("history", 0)
+    assert ring >= 8 * measured["history"]  # at least its ms and one value per sample
+    assert measured["mpy_app_bytes"] == round((unix["app_bytes"] - ring) / factor) + ring
     assert measured["per_connection_bytes"] == round((unix["slot_bytes"] + unix["connection_bytes"]) / factor)
 
 

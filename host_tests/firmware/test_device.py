@@ -8,7 +8,7 @@ import boardfile
 import device
 from device import Device
 from fakes import Clock, FakeMachine
-from outputs import Output, PinOutput, SimulatedLed, build_outputs
+from outputs import Output, PinOutput, SimulatedSwitch, build_outputs
 from sensors.base import Sensor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -38,7 +38,7 @@ class Rude:
 def make(config=None, sensors=None, outputs=None, clock=None, mem=lambda: (81234, 30122)):
     led_lines = []
     if outputs is None:
-        outputs = [SimulatedLed("led", led_lines.append)]
+        outputs = [SimulatedSwitch("led", led_lines.append)]
     cfg = {"device_name": "microws-3f2a", "rate": 2.0}
     cfg.update(config or {})
     if sensors is None:
@@ -336,7 +336,7 @@ def test_pin_output_pico_w_led_by_name():
 
 def test_simulated_led_prints_to_the_terminal(capsys):
     (led,) = build_outputs({"led": {"pin": "LED"}}, {})
-    assert isinstance(led, SimulatedLed)
+    assert isinstance(led, SimulatedSwitch)
     led.value(True)
     led.value(False)
     assert capsys.readouterr().out == "LED on\nLED off\n"

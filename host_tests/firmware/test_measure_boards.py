@@ -12,7 +12,8 @@ sys.path.insert(0, os.path.join(ROOT, "tools"))
 
 import measure_boards  # noqa: E402
 
-UNIX = {"app_bytes": 70000, "slot_bytes": 1400, "connection_bytes": 5600, "code_bytes": 30000}
+UNIX = {"app_bytes": 70000, "slot_bytes": 1400, "connection_bytes": 5600, "code_bytes": 30000,
+        "history_bytes": 0, "history_sample_bytes": 28.0}
 
 
 def board(**fields):
@@ -25,6 +26,13 @@ def test_figures_convert_to_32_bit_and_count_clients():
     measured, max_clients, deploy = measure_boards.board_figures(board(), UNIX)
     assert measured["app_bytes"] == 50000 and measured["per_connection_bytes"] == 5000  # / 1.4
     assert measured["clients_that_fit"] == 5 and max_clients == 5 and deploy == "mpy"  # (75000 - 50000) / 5000
+
+
+def test_the_history_ring_is_counted_as_measured_and_the_rest_converted():
+    unix = dict(UNIX, app_bytes=84000, history_bytes=14000)  # 70000 of app, 14000 of ring
+    measured, max_clients, _ = measure_boards.board_figures(board(history=500), unix)
+    assert measured["app_bytes"] == 50000 + 14000 and measured["history_bytes"] == 14000
+    assert measured["history"] == 500 and max_clients == 2  # (75000 - 64000) // 5000
 
 
 def test_figures_respect_the_client_cap_and_the_host_is_not_converted():

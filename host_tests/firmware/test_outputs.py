@@ -5,10 +5,10 @@ import os
 
 import pytest
 
-from boardfile import check_board, load_board
+from boardfile import check_board, check_output, load_board
 from device import Device
 from fakes import Clock, FakeMachine
-from outputs import Pwm, build_outputs, check_output
+from outputs import Pwm, build_outputs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HOST = load_board("host", os.path.join(ROOT, "boards"))

@@ -386,7 +386,7 @@ def test_sensors_get_labels_and_status_values_are_tiles():
     ({"type": "dht22", "pin": 4, "labels": ["T"]}, "labels: must be a list of 2 texts"),
 ])
 def test_bad_labels_and_show_name_the_field(spec, problem):
-    from sensors import check_spec
+    from boardfile import check_spec
 
     with pytest.raises(ValueError) as raised:
         check_spec(spec)
