@@ -180,15 +180,15 @@ def load(path, log=print):
         return True
     status["loaded"] = status["error"] = None
     folder, _, file = path.rpartition("/")
-    if not file.endswith(".py"):
-        log("custom: %s: not a .py file, not loaded" % path)
-        status["error"] = "not a .py file"
+    module, dot, ext = file.rpartition(".")
+    if not dot or ext not in ("py", "mpy"):
+        log("custom: %s: not a .py or .mpy file, not loaded" % path)
+        status["error"] = "not a .py or .mpy file"
         return False
     try:
         open(path).close()
     except OSError:
         return False  # no custom file: nothing to extend
-    module = file[:-3]
     before = (list(SENSORS), list(COMMANDS), len(ROUTES))
     added = folder and folder not in sys.path
     if added:

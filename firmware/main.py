@@ -20,13 +20,15 @@ def load_custom():
     without it. Without one, extend.py is not even imported."""
     import os
 
-    try:
-        os.stat("custom.py")
-    except OSError:
-        return
-    import extend
+    for path in ("custom.py", "custom.mpy"):  # tools/deploy.py --custom copies a .mpy
+        try:
+            os.stat(path)
+        except OSError:
+            continue
+        import extend
 
-    extend.load("custom.py")
+        extend.load(path)
+        return
 
 
 def main():

@@ -2,11 +2,14 @@
 
     python3 tools/deploy.py --board esp32 [--port /dev/ttyUSB0]
                             [--wifi NAME] [--password ...] [--dry-run]
+                            [--custom my_custom.py]
 
 What it does, in order:
   1. compiles lib/microws/*.py, firmware/*.py and firmware/sensors/*.py to
      .mpy with mpy-cross -march=<the board's mpy_arch>; boot.py and main.py
      stay source, because MicroPython runs only those two as .py files;
+     with --custom FILE, your custom.py too (as /custom.mpy: main.py loads
+     it, firmware/extend.py);
   2. gzips the dashboard (tools/build_www.py) and takes www/index.html.gz;
   3. asks the board for its MicroPython version (too old: stops) and for
      the sha256 of every file it holds, and copies only the files whose
@@ -50,6 +53,7 @@ WWW = os.path.join(FIRMWARE, "www")
 SOURCE_ONLY = ("boot.py", "main.py")
 CONFIG_REMOTE = "/config.json"
 BOARD_FILES_REMOTE = "/boards"  # the folder main.py reads the board file from
+CUSTOM_REMOTE = "/custom.mpy"  # the user's custom.py, compiled (main.py loads it)
 URL_PATTERN = r"open (http://\S+) in a browser"
 DEFAULT_TIMEOUT_S = 60
 MPREMOTE = [sys.executable, "-m", "mpremote"]
@@ -187,10 +191,11 @@ def mpy_cross_program():
     return found
 
 
-def make_plan(board_name, build_dir):
+def make_plan(board_name, build_dir, custom=None):
     """The plan for a board: every file, its source, build output and target.
     Order matters: the library first, main.py last, so a deploy that stops
-    half-way never starts a new main.py on old modules."""
+    half-way never starts a new main.py on old modules. custom: the path of
+    the user's custom.py, or None."""
     board = load_board_file(board_name)
     plan = Plan(board, build_dir)
     program = mpy_cross_program()
@@ -209,9 +214,22 @@ def make_plan(board_name, build_dir):
         plan.steps.append(Step("page", "firmware/www/" + name, "/www/%s.gz" % name,
                                os.path.join(build_dir, "www", name + ".gz")))
     plan.steps.append(Step("config", None, CONFIG_REMOTE))
+    if custom is not None:
+        plan.steps.append(_custom_step(plan, program, custom, build_dir))
     for name in SOURCE_ONLY:
         plan.steps.append(Step("py", "firmware/" + name, "/" + name, os.path.join(FIRMWARE, name)))
     return plan
+
+
+def _custom_step(plan, program, custom, build_dir):
+    """The user's custom.py, compiled to /custom.mpy (what main.py loads)."""
+    path = os.path.abspath(custom)
+    if not path.endswith(".py") or not os.path.isfile(path):
+        raise DeployError("--custom %s: not a .py file (your custom.py: see the README, "
+                          "Add your own sensor / output / command)" % custom)
+    step = Step("mpy", path, CUSTOM_REMOTE, os.path.join(build_dir, "custom.mpy"))
+    step.command = [program, "-march=" + plan.arch, "-s", "custom.py", "-o", step.local, path]
+    return step
 
 
 def _build_www():
@@ -798,6 +816,8 @@ def _parser():
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
                         help="seconds to wait for the address after the reset (default %d)" % DEFAULT_TIMEOUT_S)
     parser.add_argument("--no-reset", action="store_true", help="copy only; do not reset the board")
+    parser.add_argument("--custom", metavar="FILE", help="your custom.py (sensors, commands, routes), "
+                        "copied as /custom.mpy")
     return parser
 
 
@@ -824,7 +844,7 @@ def main(argv=None, board_factory=MpremoteBoard, out=print):
     args = _parser().parse_args(argv)
     try:
         with tempfile.TemporaryDirectory(prefix="microws-deploy-") as build_dir:
-            plan = make_plan(args.board, build_dir)
+            plan = make_plan(args.board, build_dir, args.custom)
             if args.dry_run:
                 compile_plan(plan)
                 if args.wifi is not None:

@@ -24,6 +24,8 @@ BOARD_MODULES = {
     "array", "asyncio", "binascii", "collections", "dht", "errno", "esp", "esp32", "gc", "hashlib",
     "io", "json", "machine", "math", "micropython", "network", "os", "random", "re", "select",
     "socket", "ssl", "struct", "sys", "time", "uasyncio",
+    "ntptime",  # frozen into the ESP32, ESP8266 and Pico W firmware
+    "traceback",  # CPython only: firmware/extend.py uses sys.print_exception where it exists (MicroPython)
 }
 NATIVE_PROBE = "import micropython\n\n@micropython.native\ndef f(x):\n    return x + 1\n"
 URL_LINE = "open http://192.168.1.50/ in a browser"
@@ -125,6 +127,18 @@ def test_plan_refuses_unknown_board():
 
 def test_boards_that_can_be_deployed():
     assert DEPLOYABLE == ["esp32", "esp8266", "picow"]
+
+
+def test_plan_with_a_custom_py_compiles_it_to_custom_mpy_before_main(tmp_path):
+    example = os.path.join(ROOT, "examples", "custom.py")
+    plan = deploy.compile_plan(deploy.make_plan("esp32", str(tmp_path), custom=example))
+    (step,) = [s for s in plan.steps if s.remote == "/custom.mpy"]
+    assert step.kind == "mpy" and step.command[-1] == example and "-march=xtensawin" in step.command
+    assert deploy.mpy_header(step.local)[0] == deploy.MPY_VERSION
+    assert deploy.shadows(step) == ["/custom.py"]  # a stale custom.py would be imported first: removed
+    assert plan.steps.index(step) < [s.remote for s in plan.steps].index("/main.py")
+    with pytest.raises(deploy.DeployError, match="--custom .*not a .py file"):
+        deploy.make_plan("esp32", str(tmp_path), custom=os.path.join(ROOT, "examples", "nothere.py"))
 
 
 @pytest.mark.parametrize("name", DEPLOYABLE)
