@@ -276,3 +276,14 @@ def test_the_readme_example_runs_in_the_simulator(name):
         proc.kill()
         proc.wait(5)
         proc.stdout.close()
+
+
+def test_the_readme_shows_the_example_that_runs_here():
+    """README's "Add your own sensor / output / command" block is examples/custom.py."""
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    section = readme.split("### Add your own sensor / output / command", 1)[1].split("\n### ", 1)[0]
+    block = section.split("```py\n", 1)[1].split("```", 1)[0]
+    with open(EXAMPLE, encoding="utf-8") as f:
+        assert block == f.read()
+    assert "--custom examples/custom.py" in section and '"type": "custom", "sensor": "soil"' in section
