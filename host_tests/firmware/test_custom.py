@@ -241,8 +241,9 @@ async def _use_the_example(port):
     return hello, reply, sample
 
 
-@pytest.mark.parametrize("name", RUNTIMES)
-def test_the_readme_example_runs_in_the_simulator(name):
+def _simulator(name, custom):
+    """tools/simulate.py with the example's board and `custom`, on CPython or
+    the unix port: (process, port, the lines up to its URL)."""
     runtime = [sys.executable]
     if name == "micropython":
         mp = _micropython()
@@ -251,18 +252,30 @@ def test_the_readme_example_runs_in_the_simulator(name):
     port = _free_port()
     env = dict(os.environ, MICROPYPATH=".frozen:" + os.path.join(ROOT, "lib"))
     proc = subprocess.Popen(runtime + [os.path.join(ROOT, "tools", "simulate.py"), "--board", EXAMPLE_BOARD,
-                                       "--custom", EXAMPLE, "--port", str(port), "--rate", "10"],
+                                       "--custom", custom, "--port", str(port), "--rate", "10"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     lines = []
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline().decode("utf-8", "replace")
+        if not line:
+            break
+        lines.append(line)
+        if "open http" in line:
+            break
+    return proc, port, lines
+
+
+def _stop(proc):
+    proc.kill()
+    proc.wait(5)
+    proc.stdout.close()
+
+
+@pytest.mark.parametrize("name", RUNTIMES)
+def test_the_readme_example_runs_in_the_simulator(name):
+    proc, port, lines = _simulator(name, EXAMPLE)
     try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline().decode("utf-8", "replace")
-            if not line:
-                break
-            lines.append(line)
-            if "open http" in line:
-                break
         assert any("custom: loaded" in line for line in lines), "".join(lines)
         hello, reply, sample = asyncio.run(_use_the_example(port))
         names = [s["name"] for s in hello["sensors"]]
@@ -273,9 +286,33 @@ def test_the_readme_example_runs_in_the_simulator(name):
         with urllib.request.urlopen("http://127.0.0.1:%d/soil" % port, timeout=10) as answer:
             assert json.loads(answer.read())["unit"] == "%"
     finally:
-        proc.kill()
-        proc.wait(5)
-        proc.stdout.close()
+        _stop(proc)
+
+
+async def _first_sample(port):
+    async with websockets.connect("ws://127.0.0.1:%d/ws" % port) as ws:
+        hello = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        while True:
+            message = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            if message["t"] == "s":
+                return hello, message
+
+
+@pytest.mark.parametrize("name", RUNTIMES)
+def test_a_broken_custom_py_leaves_the_simulator_running(name, tmp_path):
+    broken = write(tmp_path, "custom.py", "from extend import sensor\n\nsensor('soil')(1 / 0)\n")
+    proc, port, lines = _simulator(name, broken)
+    try:
+        text = "".join(lines)
+        assert "custom: %s failed to load, the device runs without it: ZeroDivisionError" % broken in text, text
+        assert "open http" in text
+        hello, sample = asyncio.run(_first_sample(port))
+        names = [s["name"] for s in hello["sensors"]]
+        assert hello["commands"] == [] and sample["v"][names.index("soil")] is None
+        assert sample["e"][names.index("soil")].startswith("custom.py did not load: ZeroDivisionError")
+        assert sample["v"][names.index("temperature")] is not None
+    finally:
+        _stop(proc)
 
 
 def test_the_readme_shows_the_example_that_runs_here():

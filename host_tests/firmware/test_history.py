@@ -164,3 +164,19 @@ def test_a_dashboard_gets_hello_then_history_then_the_stream():
             await app.stop()
 
     asyncio.run(asyncio.wait_for(body(), 30))
+
+
+def test_the_device_samples_with_no_dashboard_open():
+    async def body():
+        config = parse_config({"board": "host", "rate": 20}, HOST, "test")
+        app = App(HOST, config, hardware(seed=2), www=os.path.join(ROOT, "firmware", "www"), log=lambda *a: None)
+        await app.start("127.0.0.1", 0)
+        try:
+            await asyncio.sleep(0.5)
+            assert app.clients() == 0
+            assert 5 <= app.device.history.size <= 15  # 20 Hz, loosely
+            assert app.device.history.newest_seq == app.device.seq - 1
+        finally:
+            await app.stop()
+
+    asyncio.run(asyncio.wait_for(body(), 10))
