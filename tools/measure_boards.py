@@ -12,10 +12,12 @@ real), for every board file:
      folder, as tools/deploy.py puts them on a board, and
      tools/measure_device.py starts the App for the board as main.py does
      (the board's max_message_size and queue_size, its sensors, each read
-     once). gc.mem_alloc() after a collection, less the interpreter's before
-     the imports, is the app's heap. It is measured with max_clients 1 and
-     SLOTS, so what the server sets aside per allowed client at the start
-     shows as the difference;
+     once, its history ring; the start-up checks dropped). gc.mem_alloc()
+     after a collection, less the interpreter's before the imports, is the
+     app's heap. It is measured with max_clients 1 and SLOTS, so what the
+     server sets aside per allowed client at the start shows as the
+     difference. The history ring is also measured alone (history_bytes),
+     and 1000 samples longer (history_sample_bytes: the heap per sample);
   2. SLOTS idle dashboards connect one by one with a real WebSocket client
      (websockets), each reading the stream. After each, the hidden route
      GET /__heap of measure_device.py (not in the firmware) answers the heap
@@ -26,8 +28,10 @@ real), for every board file:
 Board bytes: the unix port is 64-bit, the boards are 32-bit. Pointers,
 object headers and GC blocks are twice as big there, byte strings are not;
 the project measured the heap of these libraries about 1.4x larger on the
-64-bit unix port than on a 32-bit build (FACTOR_64_TO_32). The host (the
-simulator, mpy_arch null) is 64-bit itself: no conversion.
+64-bit unix port than on a 32-bit build (FACTOR_64_TO_32). The history
+ring's arrays hold 4-byte items everywhere: it is counted as measured, only
+the rest of the app is converted. The host (the simulator, mpy_arch null)
+is 64-bit itself: no conversion.
 
 max_clients = how many connections fit, beside the app, in HEAP_SHARE of the
 board's heap_bytes (the rest is the margin for page loads, the transient
