@@ -22,7 +22,6 @@ CHUNK_HEAD = b'{"t":"h","rows":['
 CHUNK_TAIL = b"]}"
 DONE = '{"t":"h","rows":[],"done":true}'
 FLOAT32_DIGITS = "%.7g"  # what a float32 holds of a value without decimals
-MAX_CAPACITY = 20000
 
 
 class History:
