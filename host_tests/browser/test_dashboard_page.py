@@ -191,6 +191,15 @@ def test_on_a_phone_controls_and_status_are_visible_without_scrolling(browser, s
         assert dash.js("() => document.documentElement.scrollWidth") <= PHONE["width"]  # no sideways scrolling
         for box in [c.bounding_box() for c in dash.page.locator("[data-sensor] canvas").all()]:
             assert box["width"] >= 300 and box["height"] >= 150, box  # a chart keeps a readable size
+        # a touch on a chart shows the readout, and it stays when the finger lifts
+        canvas = dash.page.locator("[data-sensor=temperature] canvas")
+        canvas.scroll_into_view_if_needed()
+        box = canvas.bounding_box()
+        dash.page.touchscreen.tap(box["x"] + box["width"] * 0.9, box["y"] + box["height"] / 2)
+        tip = dash.page.locator("[data-sensor=temperature] .tip")
+        tip.wait_for(state="visible", timeout=3000)
+        dash.page.wait_for_timeout(500)
+        assert tip.is_visible() and re.match(r"^-?\d+\.\d\d °C · ", tip.text_content())
     finally:
         dash.page.close()
     assert not dash.errors, dash.errors
@@ -282,3 +291,29 @@ def test_read_only_pages_show_the_controls_disabled(browser, tmp_path):
         assert not dash.errors, dash.errors
     finally:
         sim.stop()
+
+
+def test_older_firmware_without_labels_gets_names_and_tiles_by_name(dash):
+    """A hello of today's firmware before issue 15 (no label, show, controls, clock)."""
+    dash.wait_live()
+    old = {"t": "hello", "device": "old", "board": "esp32", "fw": "0.0.9", "rate": 1, "readonly": False,
+           "sensors": [{"name": "temperature", "unit": "°C"}, {"name": "free_heap", "unit": "B"},
+                       {"name": "uptime", "unit": "s"}, {"name": "rssi", "unit": "dBm"},
+                       {"name": "soil_moisture", "unit": "%"}],
+           "outputs": {"led": True}}
+    sample = {"t": "s", "seq": 1, "ms": 1000, "v": [21.5, 39117, 7980, -61, 33.0]}
+    dash.js("""([hello, sample]) => { ws.onmessage = null;  // the simulator's stream no longer reaches the page
+        onMessage(JSON.stringify(hello)); onMessage(JSON.stringify(sample)); }""", [old, sample])
+    dash.wait("() => document.querySelector('[data-sensor=uptime] .val').textContent !== '–'", timeout=3.0,
+              what="the tiles")
+    got = dash.js("""() => ({
+        tiles: [...document.querySelectorAll('.tile[data-sensor]')].map((t) => [t.dataset.sensor,
+            t.querySelector('span').textContent, t.querySelector('.val').textContent]),
+        charts: [...document.querySelectorAll('article[data-sensor] h2')].map((h) => h.textContent),
+        led: document.querySelector('[data-output=led]').getAttribute('aria-checked'),
+        sent: Object.values(pending).map((p) => p.msg.cmd) })""")
+    assert got["tiles"] == [["free_heap", "Free memory", "38.2 KB"], ["uptime", "Uptime", "2 h 13 min"],
+                            ["rssi", "Wi-Fi signal", "-61 dBm, good"]]
+    assert got["charts"] == ["Temperature", "Soil moisture"]
+    assert got["led"] == "true"
+    assert "time" not in got["sent"]  # no clock key: an older device would not know the command
