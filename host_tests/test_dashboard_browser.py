@@ -123,7 +123,7 @@ def test_a_failing_sensor_shows_its_error_on_its_card(dash):
     card = '[data-sensor="%s"] .mm' % first
     failed = """(sel) => { const n = hello.sensors.length, v = Array(n).fill(1), e = Array(n).fill(null);
         v[0] = null; e[0] = "OSError: [Errno 19] ENODEV";
-        onMessage(JSON.stringify({ t: "s", seq: lastSeq + 1, ms: lastMs + 1, v, e }));
+        onMessage(JSON.stringify({ t: "s", seq: lastSeq + 1, ms: X[X.length - 1] - off + 1, v, e }));
         return document.querySelector(sel).textContent; }"""
     # shown at once: the device's next good sample (at most a period later) clears it
     assert dash.js(failed, card) == "sensor error: OSError: [Errno 19] ENODEV"
