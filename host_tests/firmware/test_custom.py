@@ -10,6 +10,7 @@ import subprocess
 import sys
 import sysconfig
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -89,6 +90,54 @@ def test_custom_routes_serve_http_and_websocket():
             async with websockets.connect("ws://127.0.0.1:%d/ws/soil" % port) as ws:
                 await ws.send("now?")
                 assert json.loads(await asyncio.wait_for(ws.recv(), 5)) == {"soil": app.device.value("soil")}
+        finally:
+            await app.stop()
+
+    asyncio.run(asyncio.wait_for(body(), 20))
+
+
+def test_a_route_that_raises_answers_500_or_1011_and_the_device_goes_on(tmp_path):
+    path = write(tmp_path, "custom_routes.py", (
+        "from extend import route\n"
+        "@route('/bad')\n"
+        "def bad(device, request):\n"
+        "    raise RuntimeError('no page')\n"
+        "@route('/later')\n"
+        "async def later(device, request):\n"
+        "    return {'seq': device.seq}\n"
+        "@route('/ws/bad', websocket=True)\n"
+        "async def bad_ws(device, ws):\n"
+        "    await ws.receive()\n"
+        "    raise ValueError('no stream')\n"))
+    assert extend.load(path, lambda *a: None)
+
+    async def body():
+        lines = []
+        app = example_app(lines)
+        await app.start("127.0.0.1", 0)
+        port = app.server.port
+        loop = asyncio.get_running_loop()
+
+        def get(route):
+            try:
+                with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, route), timeout=5) as answer:
+                    return answer.status, answer.read().decode()
+            except urllib.error.HTTPError as error:
+                return error.code, error.read().decode()
+
+        try:
+            assert await loop.run_in_executor(None, get, "/bad") == (
+                500, "custom route /bad failed: RuntimeError: no page")
+            assert await loop.run_in_executor(None, get, "/later") == (200, json.dumps({"seq": app.device.seq}))
+            async with websockets.connect("ws://127.0.0.1:%d/ws/bad" % port) as ws:
+                await ws.send("x")
+                with pytest.raises(websockets.ConnectionClosed):
+                    await asyncio.wait_for(ws.recv(), 5)
+                assert ws.close_code == 1011
+            assert "custom: route /bad failed: RuntimeError: no page" in lines
+            assert "custom: route /ws/bad failed: ValueError: no stream" in lines
+            async with websockets.connect("ws://127.0.0.1:%d/ws" % port) as ws:  # the device goes on
+                assert json.loads(await asyncio.wait_for(ws.recv(), 5))["t"] == "hello"
         finally:
             await app.stop()
 
