@@ -16,7 +16,7 @@ import sys
 from access import CommandLimiter, TokenGuard, peer_address
 from device import Device, sample_binary, sample_text
 from microws.compat import asyncio, sleep_ms, ticks_diff, ticks_ms
-from microws.server import ConnectionClosed, Server
+from microws.server import Server
 from outputs import build_outputs
 from sensors import build_sensors
 from wallclock import NTP_RESYNC_MS, NTP_RETRY_MS
@@ -70,8 +70,8 @@ class App:
         self.server.websocket(TEXT_PATH)(self._dashboard)
         self.server.websocket(BINARY_PATH)(self._dashboard)
         self.server.route("/status")(self.status)
-        for path, handler, websocket in extend.ROUTES if extend else ():
-            self._add_route(path, handler, websocket)
+        if extend:
+            extend.install_routes(self.server, self.device, log)
         self.server.static("/", www)
         self.text_clients = self.server.group(TEXT_PATH)
         self.binary_clients = self.server.group(BINARY_PATH)
@@ -87,43 +87,6 @@ class App:
         self._tasks = []
         self._running = False
         self._history_busy = False  # dashboards take turns with the one chunk buffer
-
-    def _add_route(self, path, handler, websocket):
-        """A route of custom.py: its handler gets the device first. One that
-        raises is logged; its client gets a 500, or a close 1011."""
-        device = self.device
-        log = self.log
-
-        def failed(error):
-            reason = "%s: %s" % (type(error).__name__, error)
-            log("custom: route %s failed: %s" % (path, reason))
-            return "custom route %s failed: %s" % (path, reason)
-
-        if websocket:
-            async def serve_ws(ws):
-                try:
-                    await handler(device, ws)
-                except ConnectionClosed:
-                    pass
-                except Exception as error:  # noqa: BLE001 (a user's bug ends its connection only)
-                    if not ws.closed:
-                        await ws.close(1011, failed(error)[:120])
-
-            self.server.websocket(path)(serve_ws)
-            return
-
-        async def serve_http(request):
-            try:
-                result = handler(device, request)
-                if hasattr(result, "send"):  # an async handler
-                    result = await result
-                return result
-            except Exception as error:  # noqa: BLE001 (a user's bug is a 500, not a dropped connection)
-                from microws.http import Response
-
-                return Response(failed(error), 500)
-
-        self.server.route(path)(serve_http)
 
     # ------------------------------------------------------------ clients
 

@@ -116,6 +116,53 @@ def route(path, websocket=False):
     return register
 
 
+def install_routes(server, device, log=print):
+    """Put the registered routes on the App's server. A handler gets the
+    device first; one that raises is logged, and its client gets a 500, or
+    a close 1011."""
+    for path, handler, websocket in ROUTES:
+        if websocket:
+            server.websocket(path)(_websocket_route(path, handler, device, log))
+        else:
+            server.route(path)(_http_route(path, handler, device, log))
+
+
+def _failed(path, error, log):
+    reason = "%s: %s" % (type(error).__name__, error)
+    log("custom: route %s failed: %s" % (path, reason))
+    return "custom route %s failed: %s" % (path, reason)
+
+
+def _websocket_route(path, handler, device, log):
+    from microws.server import ConnectionClosed
+
+    async def serve(ws):
+        try:
+            await handler(device, ws)
+        except ConnectionClosed:
+            pass
+        except Exception as error:  # noqa: BLE001 (a user's bug ends its connection only)
+            if not ws.closed:
+                await ws.close(1011, _failed(path, error, log)[:120])
+
+    return serve
+
+
+def _http_route(path, handler, device, log):
+    async def serve(request):
+        try:
+            result = handler(device, request)
+            if hasattr(result, "send"):  # an async handler
+                result = await result
+            return result
+        except Exception as error:  # noqa: BLE001 (a user's bug is a 500, not a dropped connection)
+            from microws.http import Response
+
+            return Response(_failed(path, error, log), 500)
+
+    return serve
+
+
 def _check_arg_spec(name, arg, spec):
     where = "command %s: argument %s: " % (name, arg)
     if not is_name(arg) or arg in ("cmd", "id", "token"):
