@@ -32,6 +32,7 @@ KINDS = {
 # (kinds with several values: "labels", a list like "names").
 TILE_KINDS = ("free_heap", "uptime", "wifi_rssi")  # status values: tiles unless "show" says otherwise
 
+
 def describe(spec):
     """[(name, unit), ...] of the values a valid spec gives."""
     names, units, _ = KINDS[spec["type"]]
