@@ -226,6 +226,9 @@ class App:
                     self._changed(self.device.set_clock(self.ntp(), "ntp"))
                     self.log("clock: set from NTP")
                     wait = NTP_RESYNC_MS
+                except ImportError:
+                    self.log("clock: this firmware has no ntptime: the first dashboard sets the clock")
+                    return
                 except Exception as error:  # noqa: BLE001 (no answer: the clock waits)
                     self.log("clock: NTP failed, trying again in %d min: %r" % (NTP_RETRY_MS // 60000, error))
                     wait = NTP_RETRY_MS

@@ -172,3 +172,30 @@ def test_a_board_asks_ntp_once_joined_and_broadcasts_that_it_has_a_clock():
             await app.stop()
 
     asyncio.run(asyncio.wait_for(body(), 20))
+
+
+def test_a_firmware_without_ntptime_says_so_once_and_waits_for_a_dashboard():
+    async def body():
+        config = parse_config({"board": "host", "rate": 2}, HOST, "test")
+        lines = []
+
+        def ntp():
+            raise ImportError("no module named 'ntptime'")
+
+        app = App(HOST, config, {"seed": 1, "ntp": ntp, "gc": None}, www=os.path.join(ROOT, "firmware", "www"),
+                  log=lambda *a: lines.append(" ".join(str(x) for x in a)), wifi=Keeper("joined"))
+
+        async def fast_sleep(ms):
+            await asyncio.sleep(0.01)
+
+        app.wifi_sleep = fast_sleep
+        await app.start("127.0.0.1", 0)
+        try:
+            await asyncio.sleep(0.2)
+        finally:
+            await app.stop()
+        assert [line for line in lines if line.startswith("clock:")] == [
+            "clock: this firmware has no ntptime: the first dashboard sets the clock"]
+        assert not app.device.wall.known()
+
+    asyncio.run(asyncio.wait_for(body(), 10))
