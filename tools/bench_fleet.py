@@ -110,12 +110,12 @@ def start_mosquitto(folder):
 
 # ------------------------------------------------------------------ the devices
 
-def device_command(host, port, count, rate, name, seed):
+def device_command(host, port, count, rate, name, seed, first_port):
     """One simulator process with count devices (NAME-1 ... NAME-count) publishing to the broker;
-    each also serves its dashboard on a loopback port of its own, as a laptop fleet does."""
+    each also serves its dashboard on a loopback port of its own (first_port ...), as a laptop fleet does."""
     return [sys.executable, SIMULATE, "--mqtt", "%s:%d" % (host, port), "--devices", str(count),
             "--rate", str(rate), "--name", name, "--seed", str(seed), "--host", "127.0.0.1",
-            "--port", str(free_port_range(count))]
+            "--port", str(first_port)]
 
 
 def split(total, parts):
@@ -203,21 +203,23 @@ def run(devices, rate, subscribers, seconds, device_processes, subscriber_proces
             proc = ctx.Process(target=subscriber_main, args=(host, port, count, recording, finished, seen, results))
             proc.start()
             subs.append((proc, seen))
-        device_log = open(os.path.join(folder, "devices.log"), "ab")
+        next_port = free_port_range(devices)  # one range for all: no two devices on one port
+        logs = []
         for i, count in enumerate(split(devices, device_processes)):
-            cmd = device_command(host, port, count, rate, "bench%d" % i, 1 + i * 1000)
-            procs.append(subprocess.Popen(cmd, cwd=ROOT, stdout=device_log, stderr=subprocess.STDOUT))
-        device_log.close()
+            cmd = device_command(host, port, count, rate, "bench%d" % i, 1 + i * 1000, next_port)
+            next_port += count
+            logs.append(os.path.join(folder, "devices%d.log" % i))
+            with open(logs[-1], "ab") as log_file:
+                procs.append(subprocess.Popen(cmd, cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT))
         deadline = time.monotonic() + settle
         while min(seen.value for _, seen in subs) < devices:
-            for proc in procs:
+            for proc, log_path in zip(procs, logs):
                 if proc.poll() is not None:
                     raise SystemExit("bench_fleet: a device process exited with %s:\n%s"
-                                     % (proc.returncode, tail(os.path.join(folder, "devices.log"))))
+                                     % (proc.returncode, tail(log_path)))
             if time.monotonic() > deadline:
                 raise SystemExit("bench_fleet: after %.0f s the subscribers see %d of %d devices:\n%s"
-                                 % (settle, min(seen.value for _, seen in subs), devices,
-                                    tail(os.path.join(folder, "devices.log"))))
+                                 % (settle, min(seen.value for _, seen in subs), devices, tail(logs[0])))
             time.sleep(0.2)
         time.sleep(1.0)  # past the first info bursts
         pids = {"broker": [broker_proc.pid] if broker_proc else [], "devices": [p.pid for p in procs],
