@@ -17,7 +17,6 @@ It holds secrets: print redacted(config), never the config itself.
 import json
 
 from checks import fmt, is_int, is_name, is_number, is_str
-from mqtt_config import parse_mqtt, redacted_mqtt
 
 # field: default (board and rate defaults come from the board)
 DEFAULTS = {
@@ -118,7 +117,10 @@ def parse_config(data, board, source="config.json"):
     def mqtt_error(field, problem):
         raise ConfigError(source + ": " + field + ": " + problem)
 
-    config["mqtt"] = parse_mqtt(config["mqtt"], high, mqtt_error)
+    if config["mqtt"] is not None:  # loaded only then: a board without the uplink keeps the heap
+        from mqtt_config import parse_mqtt
+
+        config["mqtt"] = parse_mqtt(config["mqtt"], high, mqtt_error)
     return config
 
 
@@ -159,5 +161,7 @@ def redacted(config):
         if safe.get(key):
             safe[key] = "***"
     if safe.get("mqtt"):
+        from mqtt_config import redacted_mqtt
+
         safe["mqtt"] = redacted_mqtt(safe["mqtt"])
     return safe

@@ -46,6 +46,10 @@ if IS_MICROPYTHON:
     def _abort(writer):
         writer.close()
 
+    def _unsent(writer):
+        """Bytes the socket has not taken yet (Stream.write keeps only a rest)."""
+        return len(writer.out_buf)
+
 else:
 
     async def _read_into(stream, view):
@@ -55,6 +59,9 @@ else:
 
     def _abort(writer):
         writer.transport.abort()  # drop the connection now, unsent data too
+
+    def _unsent(writer):
+        return writer.transport.get_write_buffer_size()
 
 
 def _put_length(buf, at, n):
@@ -187,26 +194,48 @@ class Client:
             raise MQTTError("not connected")
         self.writing = True
         try:
-            stream[1].write(data)
+            if data:
+                stream[1].write(data)
             await stream[1].drain()
         finally:
             self.writing = False
 
-    async def publish(self, topic, payload, retain=False):
-        """QoS 0. topic: bytes; payload: bytes-like. One write when it fits
-        the out buffer (no allocation on MicroPython), else two."""
+    def _publish_head(self, topic, size, retain):
+        """The PUBLISH header and topic in the out buffer; where the payload goes."""
         out = self._out
-        body = 2 + len(topic) + len(payload)
         out[0] = PUBLISH | (1 if retain else 0)
-        at = _put_length(out, 1, body)
-        at = _put_text(out, at, topic)
+        at = _put_length(out, 1, 2 + len(topic) + size)
+        return _put_text(out, at, topic)
+
+    def fits(self, topic, payload):
+        return 7 + len(topic) + len(payload) <= len(self._out)
+
+    def send(self, topic, payload, retain=False):
+        """Write a QoS 0 PUBLISH that fits the out buffer (fits()) without
+        waiting: True when the socket took all of it, else await drain()
+        before the next. No coroutine, so no allocation but a view."""
+        stream = self._stream
+        if stream is None:
+            raise MQTTError("not connected")
+        at = self._publish_head(topic, len(payload), retain)
         end = at + len(payload)
-        if end <= len(out):
-            out[at:end] = payload
-            await self._write(self._out_view[:end])
-        else:
-            await self._write(self._out_view[:at])
-            await self._write(payload)
+        self._out[at:end] = payload
+        stream[1].write(self._out_view[:end])
+        return not _unsent(stream[1])
+
+    async def drain(self):
+        await self._write(b"")
+
+    async def publish(self, topic, payload, retain=False):
+        """QoS 0, waiting until the socket took it. topic: bytes; payload:
+        bytes-like. One write when it fits the out buffer, else two."""
+        if self.fits(topic, payload):
+            if not self.send(topic, payload, retain):
+                await self.drain()
+            return
+        at = self._publish_head(topic, len(payload), retain)
+        await self._write(self._out_view[:at])
+        await self._write(payload)
 
     async def subscribe(self, topic, packet_id=1):
         """QoS 0; the SUBACK is checked by the reader (run)."""
