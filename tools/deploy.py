@@ -328,10 +328,12 @@ def _firmware_modules():
     return boardfile, config
 
 
-def build_config(board_name, existing=None, wifi=None, password=None, device_name=None):
+def build_config(board_name, existing=None, wifi=None, password=None, device_name=None, mqtt=None):
     """The board's config.json content: what the board has (`existing`, a
-    dict or None) updated with the board name and what was given; checked
-    with firmware/config.py, so a mistake stops here, not on the board."""
+    dict or None) updated with the board name and what was given (mqtt:
+    (host, port) of the broker; the rest of a "mqtt" block on the board is
+    kept); checked with firmware/config.py, so a mistake stops here, not on
+    the board."""
     boardfile, config = _firmware_modules()
     data = dict(existing or {})
     data["board"] = board_name
@@ -340,6 +342,8 @@ def build_config(board_name, existing=None, wifi=None, password=None, device_nam
         data["wifi_password"] = password or ""
     if device_name is not None:
         data["device_name"] = device_name
+    if mqtt is not None:
+        data["mqtt"] = dict(data.get("mqtt") or {}, host=mqtt[0], port=mqtt[1])
     try:
         board = boardfile.load_board(board_name, BOARDS)
         config.parse_config(data, board, "config.json")
@@ -812,6 +816,8 @@ def _parser():
     parser.add_argument("--password", default=os.environ.get("MICROWS_WIFI_PASSWORD"),
                         help="Wi-Fi password (default: $MICROWS_WIFI_PASSWORD, else asked without echo)")
     parser.add_argument("--device-name", help="the board's name (access point and host name)")
+    parser.add_argument("--mqtt", metavar="HOST[:PORT]", type=_broker,
+                        help="publish to this MQTT broker (config.json's mqtt block; README \"Many devices\")")
     parser.add_argument("--dry-run", action="store_true", help="print the plan; touch no board")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
                         help="seconds to wait for the address after the reset (default %d)" % DEFAULT_TIMEOUT_S)
@@ -819,6 +825,16 @@ def _parser():
     parser.add_argument("--custom", metavar="FILE", help="your custom.py (sensors, commands, routes), "
                         "copied as /custom.mpy")
     return parser
+
+
+def _broker(text):
+    """--mqtt HOST[:PORT] -> (host, port); 1883 when no port is given."""
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = text, "1883"
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError("must be HOST or HOST:PORT, e.g. 192.168.1.20:1883")
+    return host, int(port)
 
 
 def _asker(args, out):
@@ -835,7 +851,7 @@ def _asker(args, out):
             password = getpass.getpass("Wi-Fi password (empty for an open network): ") if wifi else ""
         elif wifi is None:
             out("no --wifi and no Wi-Fi on the board: it will open its own access point")
-        return build_config(args.board, existing, wifi, password, args.device_name)
+        return build_config(args.board, existing, wifi, password, args.device_name, args.mqtt)
 
     return ask
 
@@ -849,7 +865,7 @@ def main(argv=None, board_factory=MpremoteBoard, out=print):
                 compile_plan(plan)
                 if args.wifi is not None:
                     shown = describe_config(build_config(args.board, None, args.wifi, args.password or "",
-                                                         args.device_name))
+                                                         args.device_name, args.mqtt))
                     if args.password is None:
                         shown += " (password asked at deploy time)"
                 else:
