@@ -1,7 +1,7 @@
 """What the MQTT uplink costs on MicroPython (the unix port), against a real
 mosquitto on loopback that this tool starts and stops:
 
-    python3 tools/bench_uplink.py [--publishes 20000] [--heap 512k]
+    python3 tools/bench_uplink.py [--publishes 100000] [--heap 512k]
 
 - import heap: mqtt.py + mqtt_config.py + uplink.py, precompiled by mpy-cross
   as the deploy tool does, with the device's modules already loaded (as in
@@ -212,7 +212,7 @@ def measure(publishes, heap):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--publishes", type=int, default=20000, help="publishes per speed measurement (default 20000)")
+    parser.add_argument("--publishes", type=int, default=100000, help="publishes per speed measurement (default 100000)")
     parser.add_argument("--heap", default="512k", help="MicroPython heap (default 512k)")
     args = parser.parse_args(argv)
     f = measure(args.publishes, args.heap)
