@@ -49,11 +49,21 @@ def free_port():
 
 
 def free_port_range(count):
-    """A first port of count consecutive free loopback ports (simulate.py --devices N listens on PORT ... PORT+N-1)."""
+    """A first port of count consecutive free loopback ports (simulate.py --devices N listens on
+    PORT ... PORT+N-1), below the kernel's ephemeral range: the devices' own connections to the
+    broker take ports from that range while the later devices are still binding theirs."""
     import random
 
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            ephemeral = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral = 32768
+    low = 10000
+    if ephemeral - count <= low:
+        raise SystemExit("bench_fleet: no room for %d ports below the ephemeral range (%d)" % (count, ephemeral))
     for _ in range(200):
-        first = random.randrange(20000, 60000 - count)
+        first = random.randrange(low, ephemeral - count)
         try:
             for port in range(first, first + count):
                 with socket.socket() as s:
