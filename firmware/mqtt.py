@@ -35,9 +35,29 @@ class MQTTError(Exception):
 # ------------------------------------------------------------------ CPython / MicroPython
 # MicroPython's Stream reads into a buffer and writes what the socket takes
 # at once (only a rest is copied); CPython's StreamReader has no readinto and
-# its writer copies everything into the transport's buffer.
+# its writer copies everything into the transport's buffer. TLS: CPython's
+# default context checks the broker against the system's CAs; MicroPython's
+# checks nothing unless given a CA (its PROTOCOL_TLS_CLIENT default is
+# CERT_NONE), so with a ca file both verify the broker's certificate.
 
 if IS_MICROPYTHON:
+
+    def tls_context(ca):
+        """The SSLContext for a broker; ca: a CA certificate file (PEM or DER) or ""."""
+        import ssl
+
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        if ca:
+            with open(ca, "rb") as f:
+                data = f.read()
+            if data.startswith(b"-----"):  # PEM: some ports' mbedtls take DER only
+                from binascii import a2b_base64
+
+                lines = data.split(b"-----")
+                data = a2b_base64(lines[2] if len(lines) > 2 else b"")  # the first certificate
+            context.load_verify_locations(cadata=data)
+            context.verify_mode = ssl.CERT_REQUIRED
+        return context
 
     async def _read_into(stream, view):
         """Read at most len(view) bytes into view; 0 at the end of the stream."""
@@ -51,6 +71,11 @@ if IS_MICROPYTHON:
         return len(writer.out_buf)
 
 else:
+
+    def tls_context(ca):
+        import ssl
+
+        return ssl.create_default_context(cafile=ca or None)
 
     async def _read_into(stream, view):
         data = await stream.read(len(view))

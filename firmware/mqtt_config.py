@@ -1,10 +1,13 @@
 """config.json's optional "mqtt" block, checked (config.py calls this).
 
     "mqtt": {"host": "192.168.1.20", "port": 1883, "user": "", "password": "",
-             "tls": false, "prefix": "microws/kitchen", "rate": 1,
+             "tls": false, "ca": "", "prefix": "microws/kitchen", "rate": 1,
              "keepalive": 30, "queue": 16}
 
-Only host is required. port: 1883, or 8883 with tls. prefix: the topics'
+Only host is required. port: 1883, or 8883 with tls. ca: a CA certificate
+file (PEM or DER) that the broker's certificate must come from; without it
+CPython checks against the system's CAs and MicroPython checks nothing
+(encrypted, not authenticated). prefix: the topics'
 root, default microws/<device_name>. rate: samples published per second
 at most (null: every sample). queue: texts held while the broker is slow
 or away (the oldest is dropped beyond). password is a secret: config's
@@ -19,6 +22,7 @@ MQTT_DEFAULTS = {
     "user": "",
     "password": "",
     "tls": False,
+    "ca": "",
     "prefix": "",
     "rate": None,
     "keepalive": 30,
@@ -48,9 +52,11 @@ def parse_mqtt(data, max_rate, error):
         mqtt["port"] = 8883 if mqtt["tls"] else 1883
     if not is_int(mqtt["port"]) or not 1 <= mqtt["port"] <= 65535:
         error("mqtt.port", "must be an integer from 1 to 65535")
-    for key, longest in (("user", 64), ("password", 128)):
+    for key, longest in (("user", 64), ("password", 128), ("ca", 128)):
         if not is_str(mqtt[key]) or len(mqtt[key]) > longest:
             error("mqtt." + key, "must be a text of at most %d characters" % longest)
+    if mqtt["ca"] and not mqtt["tls"]:
+        error("mqtt.ca", "needs \"tls\": true")
     prefix = mqtt["prefix"]
     if not is_str(prefix) or len(prefix) > 96 or prefix.startswith("/") or prefix.endswith("/") \
             or any(c in prefix for c in TOPIC_FORBIDDEN):

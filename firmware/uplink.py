@@ -18,7 +18,7 @@ import json
 
 from device import dumps
 from microws.compat import asyncio, sleep_ms, ticks_diff, ticks_ms
-from mqtt import Client, MQTTError
+from mqtt import Client, MQTTError, tls_context
 
 CONNECT_TIMEOUT_S = 10  # connect and log in within this, or try again later
 BACKOFF_MIN_MS = 1000  # the first retry; doubling ...
@@ -70,6 +70,7 @@ class Uplink:
         self.host = settings["host"]
         self.port = settings["port"]
         self.tls = bool(settings.get("tls"))
+        self.ca = settings.get("ca", "")
         self.prefix = settings.get("prefix") or "microws/" + name
         prefix = self.prefix.encode()
         self.topics = (prefix + b"/samples", prefix + b"/reply")
@@ -163,8 +164,8 @@ class Uplink:
         while self._running:
             self.state = "connecting"
             try:
-                await asyncio.wait_for(self.client.connect(self.host, self.port, True if self.tls else None),
-                                       CONNECT_TIMEOUT_S)
+                context = tls_context(self.ca) if self.tls else None  # per attempt: a bad ca file is logged
+                await asyncio.wait_for(self.client.connect(self.host, self.port, context), CONNECT_TIMEOUT_S)
             except Exception as error:  # noqa: BLE001 (refused, unreachable, timed out, TLS)
                 self.state = "down"
                 self.log("mqtt: cannot connect to %s: %s; retrying in %d s" % (where, _reason(error), backoff // 1000))

@@ -34,8 +34,8 @@ except ImportError:  # MicroPython started with a MICROPYPATH that lacks ".froze
 
 USAGE = """usage: simulate.py [-h] [--host HOST] [--port PORT] [--board BOARD] [--rate RATE]
                    [--seed SEED] [--name NAME] [--token TOKEN] [--max-clients N]
-                   [--cert CERT] [--key KEY] [--mqtt HOST:PORT] [--device-name NAME]
-                   [--devices N] [--custom FILE] [--clock host|none]
+                   [--cert CERT] [--key KEY] [--mqtt HOST:PORT] [--mqtt-ca CA]
+                   [--device-name NAME] [--devices N] [--custom FILE] [--clock host|none]
 
 Simulate a microws device with its dashboard.
 
@@ -56,6 +56,7 @@ options:
   --mqtt HOST:PORT
                  publish to this MQTT broker and take commands from it
                  (topics microws/NAME/samples, info, status, cmd, reply)
+  --mqtt-ca CA   connect to the broker with TLS, its certificate from this CA (PEM)
   --device-name NAME
                  the same as --name
   --devices N    run N simulated devices (NAME-1 ... NAME-N, seeds SEED ...,
@@ -78,6 +79,7 @@ OPTIONS = {
     "cert": (str, None),
     "key": (str, None),
     "mqtt": (str, None),
+    "mqtt_ca": (str, None),
     "device_name": (str, None),
     "devices": (int, 1),
     "custom": (str, None),
@@ -282,6 +284,8 @@ def make_app(args, log=print):
         data["rate"] = args.rate
     if args.mqtt is not None:
         data["mqtt"] = {"host": args.mqtt[0], "port": args.mqtt[1]}
+        if args.mqtt_ca:
+            data["mqtt"].update(tls=True, ca=args.mqtt_ca)
     config = parse_config(data, board, "options")
     log("microws: config", redacted(config))
     started = ticks_ms()

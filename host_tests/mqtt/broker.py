@@ -11,6 +11,7 @@ installed, except in CI (the CI environment variable, set by .ci/run),
 where a missing broker is a failure: .ci/run installs Debian's mosquitto.
 """
 
+import getpass
 import os
 import shutil
 import socket
@@ -47,11 +48,14 @@ def free_port():
 class Mosquitto:
     """One broker process in folder (its config and log go there)."""
 
-    def __init__(self, folder, websockets=True):
+    def __init__(self, folder, websockets=True, tls=None):
+        """tls: (cafile, certfile, keyfile) adds a TLS listener on tls_port."""
         self.binary = require_mosquitto()
         self.folder = folder
         self.port = free_port()
         self.ws_port = free_port() if websockets else None
+        self.tls = tls
+        self.tls_port = free_port() if tls else None
         self.log_path = os.path.join(folder, "mosquitto.log")
         self.proc = None
 
@@ -59,7 +63,12 @@ class Mosquitto:
         lines = ["listener %d 127.0.0.1" % self.port, "protocol mqtt"]
         if self.ws_port:
             lines += ["listener %d 127.0.0.1" % self.ws_port, "protocol websockets"]
-        lines += ["allow_anonymous true", "persistence false", "log_dest file " + self.log_path,
+        if self.tls:
+            lines += ["listener %d 127.0.0.1" % self.tls_port, "protocol mqtt", "cafile " + self.tls[0],
+                      "certfile " + self.tls[1], "keyfile " + self.tls[2]]
+        # run as root (CI), mosquitto drops to user "mosquitto", which cannot read
+        # the tests' private temporary folders: stay the user we are
+        lines += ["user " + getpass.getuser(), "allow_anonymous true", "persistence false", "log_dest file " + self.log_path,
                   "log_type error", "log_type warning", "log_type notice", "log_type information"]
         return "\n".join(lines) + "\n"
 
@@ -67,7 +76,8 @@ class Mosquitto:
         conf = os.path.join(self.folder, "mosquitto.conf")
         with open(conf, "w") as f:
             f.write(self.config())
-        self.proc = subprocess.Popen([self.binary, "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        with open(self.log_path + ".out", "ab") as out:  # what it says before its log is open
+            self.proc = subprocess.Popen([self.binary, "-c", conf], stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -93,8 +103,11 @@ class Mosquitto:
         self.proc = None
 
     def log(self):
-        try:
-            with open(self.log_path) as f:
-                return f.read()[-3000:]
-        except OSError:
-            return ""
+        text = ""
+        for path in (self.log_path + ".out", self.log_path):
+            try:
+                with open(path) as f:
+                    text += f.read()[-3000:]
+            except OSError:
+                pass
+        return text

@@ -13,13 +13,13 @@ ESP32 = boardfile.load_board("esp32", os.path.join(ROOT, "boards"))
 
 def test_only_the_host_is_needed():
     mqtt = parse_config({"mqtt": {"host": "192.168.1.20"}}, ESP32)["mqtt"]
-    assert mqtt == {"host": "192.168.1.20", "port": 1883, "user": "", "password": "", "tls": False,
+    assert mqtt == {"host": "192.168.1.20", "port": 1883, "user": "", "password": "", "tls": False, "ca": "",
                     "prefix": "", "rate": None, "keepalive": 30, "queue": 16}
 
 
 def test_tls_defaults_to_port_8883_and_a_full_block_is_kept():
     assert parse_config({"mqtt": {"host": "b.example", "tls": True}}, ESP32)["mqtt"]["port"] == 8883
-    block = {"host": "b.example", "port": 1884, "user": "dev", "password": "pw", "tls": False,
+    block = {"host": "b.example", "port": 1884, "user": "dev", "password": "pw", "tls": True, "ca": "ca.der",
              "prefix": "plant/floor2/kitchen", "rate": 0.5, "keepalive": 60, "queue": 32}
     assert parse_config({"mqtt": block}, ESP32)["mqtt"] == block
 
@@ -33,6 +33,8 @@ def test_tls_defaults_to_port_8883_and_a_full_block_is_kept():
     ({"host": "h", "port": 0}, "config.json: mqtt.port: must be an integer from 1 to 65535"),
     ({"host": "h", "port": "1883"}, "config.json: mqtt.port:"),
     ({"host": "h", "tls": "yes"}, "config.json: mqtt.tls: must be true or false"),
+    ({"host": "h", "ca": "ca.pem"}, 'config.json: mqtt.ca: needs "tls": true'),
+    ({"host": "h", "tls": True, "ca": 5}, "config.json: mqtt.ca: must be a text"),
     ({"host": "h", "user": 5}, "config.json: mqtt.user: must be a text"),
     ({"host": "h", "password": "x" * 129}, "config.json: mqtt.password: must be a text of at most 128"),
     ({"host": "h", "prefix": "a/+/b"}, "config.json: mqtt.prefix: must be a topic"),
