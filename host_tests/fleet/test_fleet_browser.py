@@ -6,7 +6,7 @@ killing one process takes exactly one device away. tools/fleet.py serves the
 page, which connects to the broker's WebSocket listener. Checked: every card
 goes online and its values change; the labels and units are those of the
 retained info; a rate command is refused without the token and acknowledged
-with it, and the device then samples faster; the outputs of the info's
+with it, and the device then samples faster; garbage under the root breaks nothing; the outputs of the info's
 controls (a switch, a pwm) are set from the page; the click-through charts start
 from the retained history; a stopped process makes its devices stale, a
 killed one offline (the broker's last-will).
@@ -303,6 +303,47 @@ def test_click_through_charts_start_from_the_retained_history(context, world):
     page.page.click("#back")
     page.wait("() => !document.querySelector('#fleet').hidden && document.querySelector('#detail').hidden",
               what="back to all devices")
+    page.page.close()
+
+
+def test_garbage_under_the_root_breaks_nothing(context, world):
+    page = open_page(context, world)
+    page.wait_states(ALL_ONLINE)
+    before = page.cards()
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    client.connect("127.0.0.1", world["broker"].port)
+    client.loop_start()
+    junk = [
+        ("microws/junk/info", b"not json{", True),
+        ("microws/junk/status", b"maybe", True),
+        ("microws/junk/samples", b"\xff\xfe\x00", False),
+        ("microws/junk/samples", b'{"t":"s","seq":"x","v":[1]}', False),
+        ("microws/junk/samples", b"[" * 300000, False),
+        ("microws/junk/samples", b'{"t":"s","seq":1,"ms":1,"v":["a",null,{}]}', False),
+        ("microws/junk/reply", b'{"t":"ack","id":"not-ours"}', False),
+        ("microws/junk/deeper/samples", b"{}", False),
+    ]
+    try:
+        for topic, payload, retain in junk:
+            client.publish(topic, payload, retain=retain).wait_for_publish(5)
+        page.wait("""() => window.microwsFleet.fleet.bad >= 5
+            && window.microwsFleet.fleet.devices.get('junk')?.samples.length === 1
+            && document.querySelectorAll('.dev[data-device="junk"] .v').length === 3""",
+                  what="the bad payloads counted, the one well-formed sample (of junk values) kept")
+        cards = page.cards()
+        assert cards["junk"]["state"] in ("online", "stale", "unknown"), cards["junk"]
+        assert [v["text"] for v in cards["junk"]["values"]] == ["—"] * 3, cards["junk"]  # nothing made up
+        # the real devices go on
+        page.wait("""seqs => Object.entries(seqs).every(([name, seq]) =>
+            Number(document.querySelector(`.dev[data-device="${name}"]`).dataset.seq) >= seq + 2)""",
+                  {name: before[name]["seq"] for name in ALL_ONLINE}, what="the devices still streaming")
+        assert page.errors == []
+    finally:
+        for topic in ("microws/junk/info", "microws/junk/status"):  # clear the retained junk
+            client.publish(topic, b"", retain=True).wait_for_publish(5)
+        client.loop_stop()
+        client.disconnect()
+    page.wait("() => !document.querySelector('.dev[data-device=\"junk\"]')", what="the cleared device removed")
     page.page.close()
 
 
