@@ -112,8 +112,9 @@ def _put_text(buf, at, data):
 class Client:
     """One connection to a broker at a time.
 
-    on_message(topic, payload): each PUBLISH that fits the buffer (both
-    memoryviews into it, valid during the call); on_oversize(topic, size):
+    on_message(topic, payload, retained): each PUBLISH that fits the buffer
+    (memoryviews into it, valid during the call; retained: the broker kept
+    it from before we subscribed); on_oversize(topic, size):
     one that did not (topic cut to what fitted). buffer_size bounds what is
     received; out_size, what is sent in one write (a larger publish goes as
     its header and then its payload).
@@ -329,11 +330,13 @@ class Client:
                 await self._read_exactly(view[:part])
                 topic_end = 2 + ((buf[0] << 8) | buf[1])
                 start = topic_end + (2 if kind & 0x06 else 0)  # QoS 1/2 carry a packet id
-                if n > len(buf) or start > n:
+                if n > len(buf):
                     self.on_oversize(view[2:min(topic_end, part)], n)  # before the rest overwrites it
                     await self._skip(n - part)
+                elif start > n:
+                    raise MQTTError("malformed PUBLISH: its topic is longer than the packet")
                 else:
-                    self.on_message(view[2:topic_end], view[start:n])
+                    self.on_message(view[2:topic_end], view[start:n], kind & 0x01)
             elif kind_high == SUBACK:
                 await self._read_exactly(view[:min(n, len(buf))])
                 await self._skip(n - min(n, len(buf)))

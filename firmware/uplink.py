@@ -136,8 +136,12 @@ class Uplink:
         self._count += 1
         self._wake.set()
 
-    def _message(self, topic, payload):
+    def _message(self, topic, payload, retained=False):
         if bytes(topic) != self.cmd_topic:
+            return
+        if retained:  # left on the broker by someone: it would run again at every reconnect
+            self.log("mqtt: a retained command on %s ignored (publish commands without retain)"
+                     % self.cmd_topic.decode())
             return
         self._put(REPLY, self._answer(bytes(payload), None))
 

@@ -186,3 +186,20 @@ def test_bad_input_on_cmd_gets_an_error_and_never_stalls_the_device(devices, sub
     got = seqs(subscriber, name)
     assert got == list(range(got[0], got[0] + len(got)))
     ws.close()
+
+
+def test_a_retained_command_is_not_run_at_each_connect(broker, subscriber):
+    # left on the broker by someone, it would run again after every reconnect
+    subscriber.client.publish("microws/sim/cmd", json.dumps({"cmd": "rate", "rate": 1, "id": "stale"}),
+                              retain=True).wait_for_publish(5)
+    sim = Simulator(broker.port, devices=1, rate=10)
+    try:
+        wait_until(lambda: len(seqs(subscriber, "sim")) >= 10, 20, "samples")
+        wait_until(lambda: "a retained command on microws/sim/cmd ignored" in "".join(sim.lines), 5, "the log line")
+        assert not replies(subscriber, "sim")
+        samples = subscriber.texts("microws/sim/samples")[-5:]
+        assert all(80 <= b["ms"] - a["ms"] <= 120 for a, b in zip(samples, samples[1:]))  # still 10 a second
+        subscriber.publish("microws/sim/cmd", json.dumps({"cmd": "info", "id": "live"}))
+        assert reply_to(subscriber, "sim", "live")["t"] == "info"
+    finally:
+        sim.stop()

@@ -62,6 +62,7 @@ def test_commands_are_answered_on_reply_and_other_topics_ignored():
     up, answers = make()
     up._message(memoryview(b"microws/kitchen/cmd"), memoryview(b'{"cmd":"info"}'))
     up._message(memoryview(b"microws/other/cmd"), memoryview(b'{"cmd":"info"}'))
+    up._message(memoryview(b"microws/kitchen/cmd"), memoryview(b'{"cmd":"rate","rate":1}'), 1)  # retained: stale
     assert answers == [(b'{"cmd":"info"}', None)]
     assert up._kinds[up._head] == 1 and json.loads(queued(up)[0])["got"] == '{"cmd":"info"}'
     up._oversize(memoryview(b"microws/kitchen/cmd"), 100000)
