@@ -48,14 +48,16 @@ def free_port():
 class Mosquitto:
     """One broker process in folder (its config and log go there)."""
 
-    def __init__(self, folder, websockets=True, tls=None):
-        """tls: (cafile, certfile, keyfile) adds a TLS listener on tls_port."""
+    def __init__(self, folder, websockets=True, tls=None, password_file=None):
+        """tls: (cafile, certfile, keyfile) adds a TLS listener on tls_port;
+        password_file (mosquitto_passwd's): no anonymous clients then."""
         self.binary = require_mosquitto()
         self.folder = folder
         self.port = free_port()
         self.ws_port = free_port() if websockets else None
         self.tls = tls
         self.tls_port = free_port() if tls else None
+        self.password_file = password_file
         self.log_path = os.path.join(folder, "mosquitto.log")
         self.proc = None
 
@@ -68,7 +70,9 @@ class Mosquitto:
                       "certfile " + self.tls[1], "keyfile " + self.tls[2]]
         # run as root (CI), mosquitto drops to user "mosquitto", which cannot read
         # the tests' private temporary folders: stay the user we are
-        lines += ["user " + getpass.getuser(), "allow_anonymous true", "persistence false", "log_dest file " + self.log_path,
+        if self.password_file:
+            lines += ["password_file " + self.password_file]
+        lines += ["user " + getpass.getuser(), "allow_anonymous %s" % ("false" if self.password_file else "true"), "persistence false", "log_dest file " + self.log_path,
                   "log_type error", "log_type warning", "log_type notice", "log_type information"]
         return "\n".join(lines) + "\n"
 
