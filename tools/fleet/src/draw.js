@@ -1,10 +1,26 @@
 // Line drawing on a canvas: the card's sparklines and the detail view's charts.
 // One function for both; a chart adds its grid and labels.
 
+// Canvas sizes come from a ResizeObserver, not from reading clientWidth while
+// the page is being updated: that read forces a layout per canvas per frame.
+const sizes = new WeakMap();
+const resizes = new ResizeObserver((entries) => {
+  for (const entry of entries) {
+    sizes.set(entry.target, [entry.contentRect.width, entry.contentRect.height]);
+    entry.target.dataset.resized = "1";
+  }
+});
+
+export function observeCanvas(canvas) {
+  resizes.observe(canvas);
+}
+
 function sizeCanvas(canvas) {
   const ratio = window.devicePixelRatio || 1;
-  const w = Math.max(1, Math.round(canvas.clientWidth * ratio));
-  const h = Math.max(1, Math.round(canvas.clientHeight * ratio));
+  const size = sizes.get(canvas);
+  if (!size) return 0; // not laid out yet: the observer tells when it is
+  const w = Math.max(1, Math.round(size[0] * ratio));
+  const h = Math.max(1, Math.round(size[1] * ratio));
   if (canvas.width !== w || canvas.height !== h) {
     canvas.width = w;
     canvas.height = h;
@@ -12,11 +28,20 @@ function sizeCanvas(canvas) {
   return ratio;
 }
 
-function css(name) {
-  return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || "#888";
+// The theme's colours, read once per frame (getComputedStyle is not free).
+let palette = {};
+export function readColors() {
+  const style = getComputedStyle(document.documentElement);
+  palette = {};
+  for (const name of ["--mut", "--grid", "--c0", "--c1", "--c2", "--c3"]) {
+    palette[name] = style.getPropertyValue(name).trim() || "#888";
+  }
 }
 
-// As the device sent it (its sensor's decimals), at most two decimals.
+function css(name) {
+  return palette[name] || "#888";
+}
+
 export function formatValue(value) {
   if (typeof value !== "number" || !isFinite(value)) return "—";
   return String(Math.abs(value) >= 1e6 ? Math.round(value) : Math.round(value * 100) / 100);
@@ -32,6 +57,7 @@ function clock(ms) {
 // x is wall-clock time when every sample has it, else device time.
 export function drawLine(canvas, samples, index, color, withAxes) {
   const ratio = sizeCanvas(canvas);
+  if (!ratio) return 0;
   const ctx = canvas.getContext("2d");
   const w = canvas.width;
   const h = canvas.height;
@@ -39,9 +65,17 @@ export function drawLine(canvas, samples, index, color, withAxes) {
   const wall = samples.length > 0 && samples.every((s) => typeof s.ts === "number");
   const xs = [];
   const ys = [];
+  const gaps = []; // true where samples are missing before this point: the line breaks there
+  let previous = null;
   for (const s of samples) {
     const y = s.v[index];
-    if (typeof y !== "number" || !isFinite(y)) continue;
+    const gap = previous !== null && s.seq !== previous + 1;
+    previous = s.seq;
+    if (typeof y !== "number" || !isFinite(y)) {
+      if (ys.length) gaps[ys.length] = true; // a failed read breaks the line too
+      continue;
+    }
+    if (gap) gaps[ys.length] = true;
     xs.push(wall ? s.ts : s.ms);
     ys.push(y);
   }
@@ -87,7 +121,7 @@ export function drawLine(canvas, samples, index, color, withAxes) {
   ctx.lineJoin = "round";
   ctx.beginPath();
   for (let i = 0; i < xs.length; i++) {
-    if (i === 0) ctx.moveTo(px(xs[i]), py(ys[i]));
+    if (i === 0 || gaps[i]) ctx.moveTo(px(xs[i]), py(ys[i]));
     else ctx.lineTo(px(xs[i]), py(ys[i]));
   }
   ctx.stroke();

@@ -3,7 +3,7 @@
 // only when its shape changed (sensors, controls); otherwise updates text.
 
 import { deviceState, sensorLabel } from "./devices.js";
-import { colorOf, drawLine, formatValue } from "./draw.js";
+import { colorOf, drawLine, formatValue, observeCanvas, readColors } from "./draw.js";
 
 const SPARK_POINTS = 120;
 
@@ -16,6 +16,14 @@ function el(tag, attrs, ...children) {
   }
   for (const child of children) node.append(child);
   return node;
+}
+
+const collator = new Intl.Collator(undefined, { numeric: true });
+const byName = (a, b) => collator.compare(a, b); // kitchen-2 before kitchen-10
+
+function observed(canvas) {
+  observeCanvas(canvas);
+  return canvas;
 }
 
 function shown(sensor) {
@@ -56,18 +64,28 @@ export class View {
     this.detail = document.getElementById("detail");
     this.cards = new Map(); // name -> {node, shape, rev, state}
     this.open = null; // {name, node, shape, controlsShape, rev}
+    // sparklines are drawn only for cards on screen (a fleet can be long)
+    this.visible = new WeakSet();
+    this.onScreen = new IntersectionObserver((entries) => {
+      for (const entry of entries) {
+        if (entry.isIntersecting) this.visible.add(entry.target);
+        else this.visible.delete(entry.target);
+      }
+    });
   }
 
   // ------------------------------------------------------------ the cards
 
   render(now) {
+    readColors();
     for (const [name, card] of this.cards) {
       if (!this.fleet.devices.has(name)) {
+        this.onScreen.unobserve(card.node);
         card.node.remove();
         this.cards.delete(name);
       }
     }
-    const names = [...this.fleet.devices.keys()].sort();
+    const names = [...this.fleet.devices.keys()].sort(byName);
     for (const name of names) this.renderCard(this.fleet.devices.get(name), now);
     // keep the cards in name order
     names.forEach((name, i) => {
@@ -91,8 +109,12 @@ export class View {
     let card = this.cards.get(dev.name);
     if (!card || card.shape !== shape) {
       const node = this.buildCard(dev);
-      if (card) card.node.replaceWith(node);
-      card = { node, shape, rev: -1, state: null };
+      if (card) {
+        this.onScreen.unobserve(card.node);
+        card.node.replaceWith(node);
+      }
+      this.onScreen.observe(node);
+      card = { node, shape, rev: -1, drawn: -1, state: null };
       this.cards.set(dev.name, card);
     }
     if (card.state !== state) {
@@ -103,14 +125,15 @@ export class View {
     // how long it has been quiet, while it is not live
     const ago = state === "online" || !dev.last ? "" : `last sample ${duration((now - dev.seenAt) / 1000)} ago`;
     setText(card.node.querySelector(".ago"), ago);
-    if (card.rev === dev.rev) return;
+    const draw = this.visible.has(card.node) && (card.drawn !== dev.rev || this.resized(card.node));
+    if (card.rev === dev.rev && !draw) return;
     card.rev = dev.rev;
     const info = dev.info || {};
     const facts = [info.board, info.fw && `fw ${info.fw}`, typeof info.rate === "number" && `${info.rate} Hz`];
     setText(card.node.querySelector(".sub"), facts.filter(Boolean).join(" · ") || "waiting for info");
     card.node.dataset.seq = dev.last ? String(dev.last.seq) : "";
     card.node.dataset.samples = String(dev.samples.length);
-    const recent = dev.samples.slice(-SPARK_POINTS);
+    const recent = draw ? dev.samples.slice(-SPARK_POINTS) : null;
     sensorsOf(dev).forEach((sensor, i) => {
       const row = card.node.querySelector(`[data-index="${i}"]`);
       setText(row.querySelector(".num"), valueText(dev, i));
@@ -118,8 +141,19 @@ export class View {
       if (err) row.title = `sensor error: ${err}`;
       else row.removeAttribute("title");
       const canvas = row.querySelector("canvas");
-      if (canvas) drawLine(canvas, recent, i, colorOf(i), false);
+      if (canvas && draw) drawLine(canvas, recent, i, colorOf(i), false);
     });
+    if (draw) card.drawn = dev.rev;
+  }
+
+  // A canvas under node changed size since it was last drawn (then it is drawn again).
+  resized(node) {
+    let any = false;
+    for (const canvas of node.querySelectorAll("canvas[data-resized]")) {
+      delete canvas.dataset.resized;
+      any = true;
+    }
+    return any;
   }
 
   buildCard(dev) {
@@ -127,7 +161,7 @@ export class View {
       el("div", { class: `v ${shown(sensor)}`, "data-index": String(i), "data-sensor": sensor.name },
         el("span", { class: "lb" }, sensorLabel(sensor)),
         el("b", { class: "val" }, el("span", { class: "num" }, "—"), el("small", {}, sensor.unit || "")),
-        ...(shown(sensor) === "chart" ? [el("canvas", { class: "spark" })] : [])));
+        ...(shown(sensor) === "chart" ? [observed(el("canvas", { class: "spark" }))] : [])));
     return el("article", { class: "card dev", "data-device": dev.name },
       el("a", { class: "hd", href: `#device=${encodeURIComponent(dev.name)}` },
         el("h2", {}, dev.name), el("span", { class: "st" }, "")),
@@ -164,7 +198,7 @@ export class View {
     const state = deviceState(dev, now);
     root.dataset.state = state;
     setText(root.querySelector(".st"), state);
-    if (this.open.rev === dev.rev) return;
+    if (this.open.rev === dev.rev && !this.resized(root)) return;
     this.open.rev = dev.rev;
     const info = dev.info || {};
     const mqtt = info.mqtt || {};
@@ -213,7 +247,7 @@ export class View {
       return el("div", { class: `card ${chart ? "chart" : "tile"}`, "data-index": String(i), "data-sensor": sensor.name },
         el("div", { class: "hd" }, el("h3", {}, sensorLabel(sensor)),
           el("b", { class: "val" }, el("span", { class: "num" }, "—"), el("small", {}, sensor.unit || ""))),
-        ...(chart ? [el("canvas", { class: "big" })] : []));
+        ...(chart ? [observed(el("canvas", { class: "big" }))] : []));
     });
     const tokenInput = el("input", { id: "token", type: "password", autocomplete: "off", placeholder: "token (if the device has one)" });
     tokenInput.value = this.tokens.get(dev.prefix);
