@@ -2,7 +2,7 @@
 
     python3 tools/bench_fleet.py [--devices 100] [--rate 2] [--subscribers 10]
                                  [--seconds 20] [--device-processes 2]
-                                 [--subscriber-processes 2] [--broker HOST:PORT] [--json]
+                                 [--subscriber-processes 2] [--broker HOST:PORT] [--page] [--json]
 
 Starts Mosquitto on loopback (unless --broker names a running one), the
 devices as `tools/simulate.py --mqtt ... --devices K` processes (the firmware's
@@ -19,7 +19,9 @@ device, it measures for --seconds:
   (gaps between the first and the last seq it saw in the window), and
   samples that came out of order;
 - CPU, from /proc/<pid>/stat (utime + stime): the broker's, the device
-  processes', the subscribers', each in percent of one core.
+  processes', the subscribers', each in percent of one core;
+- with --page, the fleet page (tools/fleet.py) in headless Chromium as one
+  more subscriber: how busy its main thread is (Chromium's TaskDuration).
 
 CPython on Linux only (/proc); needs paho-mqtt (host_tests/requirements.txt)
 and, without --broker, /usr/sbin/mosquitto (apt-get install mosquitto).
@@ -103,19 +105,26 @@ def percentile(sorted_values, fraction):
 
 # ------------------------------------------------------------------ the broker
 
-def start_mosquitto(folder):
-    """Mosquitto on a free loopback port, nothing persisted; returns (process, port)."""
+def start_mosquitto(folder, websockets=False):
+    """Mosquitto on a free loopback port (and a WebSocket listener for the fleet page),
+    nothing persisted; returns (process, port, ws_port or None)."""
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     if not os.path.exists(binary):
         raise SystemExit("bench_fleet: mosquitto not found: apt-get install -y mosquitto (or pass --broker HOST:PORT)")
     port = free_port()
+    ws_port = free_port() if websockets else None
     conf = os.path.join(folder, "mosquitto.conf")
     with open(conf, "w") as f:
-        f.write("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                "max_queued_messages 10000\nlog_dest file %s\n" % (port, os.path.join(folder, "mosquitto.log")))
+        f.write("listener %d 127.0.0.1\n" % port)
+        if ws_port:
+            f.write("listener %d 127.0.0.1\nprotocol websockets\n" % ws_port)
+        f.write("allow_anonymous true\npersistence false\n"
+                "max_queued_messages 10000\nlog_dest file %s\n" % os.path.join(folder, "mosquitto.log"))
     proc = subprocess.Popen([binary, "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     wait_for_port(port, proc, "mosquitto")
-    return proc, port
+    if ws_port:
+        wait_for_port(ws_port, proc, "mosquitto's WebSocket listener")
+    return proc, port, ws_port
 
 
 # ------------------------------------------------------------------ the devices
@@ -190,19 +199,58 @@ def subscriber_main(host, port, clients, recording, finished, seen, results):
     })
 
 
+# ------------------------------------------------------------------ the fleet page
+
+class FleetPage:
+    """tools/fleet.py and the page in headless Chromium (Playwright, Debian's /usr/bin/chromium):
+    how busy the page's main thread is (Chromium's TaskDuration) while the fleet streams."""
+
+    def __init__(self, ws_port, folder):
+        from playwright.sync_api import sync_playwright
+
+        port = free_port()
+        self.server = subprocess.Popen([sys.executable, os.path.join(ROOT, "tools", "fleet.py"), "--broker",
+                                        "ws://127.0.0.1:%d" % ws_port, "--port", str(port)],
+                                       stdout=open(os.path.join(folder, "fleet.log"), "ab"), stderr=subprocess.STDOUT)
+        wait_for_port(port, self.server, "tools/fleet.py")
+        self.playwright = sync_playwright().start()
+        chromium = os.environ.get("MICROWS_CHROMIUM") or "/usr/bin/chromium"
+        self.browser = self.playwright.chromium.launch(executable_path=chromium, args=["--headless", "--no-sandbox"])
+        self.page = self.browser.new_page(viewport={"width": 1400, "height": 900})
+        self.page.goto("http://127.0.0.1:%d/" % port)
+        self.cdp = self.page.context.new_cdp_session(self.page)
+        self.cdp.send("Performance.enable")
+
+    def wait_for(self, devices, timeout):
+        self.page.wait_for_function("n => document.querySelectorAll('.dev[data-state=online]').length >= n",
+                                    arg=devices, timeout=timeout * 1000)
+
+    def busy_seconds(self):
+        metrics = self.cdp.send("Performance.getMetrics")["metrics"]
+        return next(m["value"] for m in metrics if m["name"] == "TaskDuration")
+
+    def close(self):
+        self.browser.close()
+        self.playwright.stop()
+        self.server.terminate()
+        self.server.wait(5)
+
+
 # ------------------------------------------------------------------ the run
 
 def run(devices, rate, subscribers, seconds, device_processes, subscriber_processes, broker=None,
-        settle=60.0, log=print):
+        page=False, settle=60.0):
     folder = tempfile.mkdtemp(prefix="bench_fleet-")
     procs = []
     broker_proc = None
+    fleet_page = None
+    page_busy = None
     try:
         if broker:
             host, _, port = broker.rpartition(":")
             port = int(port)
         else:
-            broker_proc, port = start_mosquitto(folder)
+            broker_proc, port, ws_port = start_mosquitto(folder, websockets=page)
             host = "127.0.0.1"
         ctx = multiprocessing.get_context("spawn")
         recording, finished = ctx.Event(), ctx.Event()
@@ -231,21 +279,29 @@ def run(devices, rate, subscribers, seconds, device_processes, subscriber_proces
                 raise SystemExit("bench_fleet: after %.0f s the subscribers see %d of %d devices:\n%s"
                                  % (settle, min(seen.value for _, seen in subs), devices, tail(logs[0])))
             time.sleep(0.2)
+        if page:
+            fleet_page = FleetPage(ws_port, folder)
+            fleet_page.wait_for(devices, settle)
         time.sleep(1.0)  # past the first info bursts
         pids = {"broker": [broker_proc.pid] if broker_proc else [], "devices": [p.pid for p in procs],
                 "subscribers": [p.pid for p, _ in subs]}
         before = {k: sum(cpu_seconds(pid) for pid in v) for k, v in pids.items()}
         started = time.monotonic()
+        busy = fleet_page.busy_seconds() if fleet_page else None
         recording.set()
         time.sleep(seconds)
         recording.clear()
         elapsed = time.monotonic() - started
         after = {k: sum(cpu_seconds(pid) for pid in v) for k, v in pids.items()}
+        if fleet_page:
+            page_busy = (fleet_page.busy_seconds() - busy) / elapsed * 100.0
         finished.set()
         parts = [results.get(timeout=30) for _ in subs]
         for proc, _ in subs:
             proc.join(10)
     finally:
+        if fleet_page is not None:
+            fleet_page.close()
         for proc in procs:
             if proc.poll() is None:
                 proc.terminate()
@@ -277,9 +333,11 @@ def run(devices, rate, subscribers, seconds, device_processes, subscriber_proces
                        "max": latencies[-1] if latencies else None, "n": len(latencies)},
         "cpu_percent": cpu,
         # CPU time per message, so runs of different sizes compare
-        "broker_us_per_delivery": (after["broker"] - before["broker"]) * 1e6 / received if pids["broker"] and received else None,
+        "broker_us_per_delivery": (after["broker"] - before["broker"]) * 1e6 / (received + (published if page else 0))
+        if pids["broker"] and received else None,  # the page gets every sample too
         "device_us_per_sample": (after["devices"] - before["devices"]) * 1e6 / published if published else None,
         "broker": broker or "mosquitto (started here)",
+        "page_busy_percent": page_busy,  # the fleet page's main thread, with --page
     }
 
 
@@ -315,6 +373,9 @@ def report(r):
         "per message  broker %s per delivery, devices %s per published sample"
         % (us(r["broker_us_per_delivery"]), us(r["device_us_per_sample"])),
     ]
+    if r["page_busy_percent"] is not None:
+        lines.append("fleet page main thread busy %.1f %% (Chromium, one page, %d cards)"
+                     % (r["page_busy_percent"], r["devices"]))
     return "\n".join(lines)
 
 
@@ -330,12 +391,17 @@ def main(argv=None):
                         help="processes the subscribers are shared among (default 2)")
     parser.add_argument("--broker", help="HOST:PORT of a running broker (default: start mosquitto; "
                                          "then the broker's CPU is not measured)")
+    parser.add_argument("--page", action="store_true",
+                        help="also open the fleet page (tools/fleet.py) in headless Chromium and report how busy "
+                             "its main thread is (needs playwright and /usr/bin/chromium)")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = parser.parse_args(argv)
+    if args.page and args.broker:
+        parser.error("--page needs the broker started here (its WebSocket listener)")
     if args.devices < 1 or args.subscribers < 1 or args.rate <= 0 or args.seconds <= 0:
         parser.error("devices, subscribers, rate and seconds must be positive")
     result = run(args.devices, args.rate, args.subscribers, args.seconds, args.device_processes,
-                 args.subscriber_processes, args.broker)
+                 args.subscriber_processes, args.broker, args.page)
     print(json.dumps(result) if args.json else report(result))
 
 
