@@ -64,7 +64,7 @@ export class View {
     this.detail = document.getElementById("detail");
     this.cards = new Map(); // name -> {node, shape, rev, state}
     this.open = null; // {name, node, shape, controlsShape, rev}
-    // sparklines are drawn only for cards on screen (a fleet can be long)
+    // only the cards on screen are updated and drawn (a fleet can be long)
     this.visible = new WeakSet();
     this.onScreen = new IntersectionObserver((entries) => {
       for (const entry of entries) {
@@ -125,7 +125,9 @@ export class View {
     // how long it has been quiet, while it is not live
     const ago = state === "online" || !dev.last ? "" : `last sample ${duration((now - dev.seenAt) / 1000)} ago`;
     setText(card.node.querySelector(".ago"), ago);
-    const draw = this.visible.has(card.node) && (card.drawn !== dev.rev || this.resized(card.node));
+    // a card off screen keeps only its state up to date (text changes cost layout, at 500 cards too)
+    if (!this.visible.has(card.node)) return;
+    const draw = card.drawn !== dev.rev || this.resized(card.node);
     if (card.rev === dev.rev && !draw) return;
     card.rev = dev.rev;
     const info = dev.info || {};
