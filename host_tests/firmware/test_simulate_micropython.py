@@ -109,6 +109,10 @@ async def wait_for_close(port, proc):
 
     async with websockets.connect("ws://127.0.0.1:%d/ws" % port) as ws:
         await asyncio.wait_for(ws.recv(), 10)  # hello
+        # then the history: interrupted in the middle of writing a frame, a
+        # MicroPython process cannot end that frame, so wait until it is out
+        while '"done":true' not in await asyncio.wait_for(ws.recv(), 10):
+            pass
         proc.send_signal(signal.SIGINT)
         try:
             while True:
