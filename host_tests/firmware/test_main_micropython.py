@@ -97,6 +97,18 @@ async def _dashboard(port):
                 return hello, reply
 
 
+def _wait_listening(port, seconds=10):
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def test_main_py_starts_with_custom_py_and_drops_the_start_up_checks(tmp_path):
     port = _free_port()
     (tmp_path / "boards").mkdir()
@@ -122,6 +134,7 @@ def test_main_py_starts_with_custom_py_and_drops_the_start_up_checks(tmp_path):
         text = "".join(lines)
         assert "custom: loaded custom.py (sensors: -; commands: hi; routes: /modules)" in text, text
         assert "serving on port %d" % port in text, text
+        _wait_listening(port)  # main.py says so just before asyncio.run() opens the port
         hello, reply = asyncio.run(_dashboard(port))
         assert hello["device"] == "potting-shed" and hello["commands"] == ["hi"]
         assert reply == {"t": "ack", "id": 1, "cmd": "hi", "hello": "potting-shed"}
