@@ -179,6 +179,12 @@ class Page:
             document.querySelector(`.dev[data-device="${name}"]`)?.dataset.state === state)""",
                   states, timeout, "device states %s" % states)
 
+    def wait_samples(self, names, timeout=15.0):
+        """Until each card shows a sample (a card off screen shows only its state, and catches up
+        when it scrolls in)."""
+        self.wait("names => names.every(n => document.querySelector(`.dev[data-device=\"${n}\"]`)?.dataset.seq)",
+                  list(names), timeout, "a sample on the cards of %s" % list(names))
+
     def replies(self):
         return self.js("() => [...document.querySelectorAll('#replies .reply')].map(e => JSON.parse(e.textContent))")
 
@@ -195,6 +201,7 @@ ALL_ONLINE = {"pair-1": "online", "pair-2": "online", "solo": "online"}
 def test_every_device_shows_up_live_with_its_labels_and_units(context, world):
     page = open_page(context, world)
     page.wait_states(ALL_ONLINE, timeout=20)
+    page.wait_samples(ALL_ONLINE)
     first = page.cards()
     assert set(first) == set(ALL_ONLINE), first
     page.wait("""seqs => Object.entries(seqs).every(([name, seq]) =>
@@ -309,6 +316,7 @@ def test_click_through_charts_start_from_the_retained_history(context, world):
 def test_garbage_under_the_root_breaks_nothing(context, world):
     page = open_page(context, world)
     page.wait_states(ALL_ONLINE)
+    page.wait_samples(ALL_ONLINE)
     before = page.cards()
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
     client.connect("127.0.0.1", world["broker"].port)
