@@ -8,8 +8,9 @@ goes online and its values change; the labels and units are those of the
 retained info; a rate command is refused without the token and acknowledged
 with it, and the device then samples faster; garbage under the root breaks nothing; the outputs of the info's
 controls (a switch, a pwm) are set from the page; the click-through charts start
-from the retained history; a stopped process makes its devices stale, a
-killed one offline (the broker's last-will).
+from the retained history; a stopped process makes its devices stale; after a broker restart the page
+and the devices come back by themselves; a killed device shows offline (the
+broker's last-will).
 
 Needs Debian's Chromium, playwright and mosquitto (see test_dashboard_browser.py).
 """
@@ -365,6 +366,26 @@ def test_a_stopped_process_goes_stale_and_comes_back(context, world):
     finally:
         os.kill(proc.pid, signal.SIGCONT)
     page.wait_states(ALL_ONLINE, timeout=20)
+    page.page.close()
+
+
+def test_the_page_comes_back_after_a_broker_restart(context, world):
+    page = open_page(context, world)
+    page.wait_states(ALL_ONLINE)
+    page.wait_samples(ALL_ONLINE)
+    broker = world["broker"]
+    broker.stop()
+    page.wait("() => document.querySelector('#conn').dataset.state !== 'live'", what="the page seeing the broker gone")
+    time.sleep(2)
+    broker.start()  # the same ports, nothing retained: the devices publish their status and info again
+    page.wait("() => document.querySelector('#conn').dataset.state === 'live'", timeout=20,
+              what="the page connected again")
+    seqs = {name: card["seq"] for name, card in page.cards().items() if name in ALL_ONLINE}
+    page.wait("""seqs => Object.entries(seqs).every(([name, seq]) =>
+        Number(document.querySelector(`.dev[data-device="${name}"]`).dataset.seq) >= seq + 2)""",
+              seqs, timeout=40, what="samples again from every device, through the restarted broker")
+    page.wait_states(ALL_ONLINE)
+    assert page.errors == []
     page.page.close()
 
 
