@@ -3,14 +3,15 @@
 The devices are the real simulator with its MQTT uplink, in two processes:
 `--devices 2 --name pair` (pair-1, pair-2) and `--device-name solo`, so that
 killing one process takes exactly one device away. tools/fleet.py serves the
-page, which connects to the broker's WebSocket listener. Checked: every card
-goes online and its values change; the labels and units are those of the
-retained info; a rate command is refused without the token and acknowledged
-with it, and the device then samples faster; garbage under the root breaks nothing; the outputs of the info's
-controls (a switch, a pwm) are set from the page; the click-through charts start
-from the retained history; a stopped process makes its devices stale; after a broker restart the page
-and the devices come back by themselves; a killed device shows offline (the
-broker's last-will).
+page, which connects to the broker's WebSocket listener. Checked, in order:
+every card goes online with the labels and units of the retained info, and
+its values change; a rate command is refused without the token and
+acknowledged with it, and the device then samples faster; the outputs of the
+info's controls (a switch, a pwm) are set from the page; the click-through
+charts start from the retained history; garbage under the root breaks
+nothing; a stopped process makes its devices stale; after a broker restart
+the page and the devices come back by themselves; a killed device shows
+offline (the broker's last-will).
 
 Needs Debian's Chromium, playwright and mosquitto (see test_dashboard_browser.py).
 """
