@@ -81,6 +81,12 @@ export function drawLine(canvas, samples, index, color, withAxes) {
   }
   canvas.dataset.points = String(ys.length);
   if (ys.length === 0) return 0;
+  // a pause in time (the device stopped, or its samples did not come) breaks the line too
+  if (xs.length > 2) {
+    const steps = xs.slice(1).map((x, i) => x - xs[i]).sort((a, b) => a - b);
+    const usual = steps[steps.length >> 1];
+    for (let i = 1; i < xs.length; i++) if (xs[i] - xs[i - 1] > 4 * usual) gaps[i] = true;
+  }
   let lo = Math.min(...ys);
   let hi = Math.max(...ys);
   if (hi - lo < 1e-9) {
@@ -125,6 +131,14 @@ export function drawLine(canvas, samples, index, color, withAxes) {
     else ctx.lineTo(px(xs[i]), py(ys[i]));
   }
   ctx.stroke();
+  // a point alone between two breaks would not show as a line: a dot
+  ctx.fillStyle = color;
+  const dot = ctx.lineWidth * 1.5;
+  for (let i = 0; i < xs.length; i++) {
+    if ((i === 0 || gaps[i]) && (i === xs.length - 1 || gaps[i + 1])) {
+      ctx.fillRect(px(xs[i]) - dot / 2, py(ys[i]) - dot / 2, dot, dot);
+    }
+  }
   return ys.length;
 }
 
