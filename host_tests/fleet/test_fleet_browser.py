@@ -202,7 +202,11 @@ ALL_ONLINE = {"pair-1": "online", "pair-2": "online", "solo": "online"}
 
 
 def test_every_device_shows_up_live_with_its_labels_and_units(context, world):
-    page = open_page(context, world)
+    page = Page(context.new_page(), world)
+    requests, sockets = [], []
+    page.page.on("request", lambda request: requests.append(request.url))
+    page.page.on("websocket", lambda ws: sockets.append(ws.url))
+    page.page.goto(world["url"])
     page.wait_states(ALL_ONLINE, timeout=20)
     page.wait_samples(ALL_ONLINE)
     first = page.cards()
@@ -223,6 +227,11 @@ def test_every_device_shows_up_live_with_its_labels_and_units(context, world):
         # simulated readings move: at least one value is not what it was
         assert [v["text"] for v in first[name]["values"]] != [v["text"] for v in shown], name
     assert page.errors == []
+    # offline-capable: the page loads nothing but from tools/fleet.py (and the MQTT client's
+    # timer worker, a blob: of the page's own), and its only WebSocket is to the broker
+    own = (world["url"], "blob:" + world["url"].rstrip("/"))
+    assert requests and all(url.startswith(own) for url in requests), requests
+    assert sockets and all(url.startswith("ws://127.0.0.1:%d" % world["broker"].ws_port) for url in sockets), sockets
     page.page.close()
 
 
