@@ -110,12 +110,13 @@ def _absolute(path):
     return "/" + "/".join(parts)
 
 
-def _say(text):
-    """One line to stdout, at once: CPython buffers a piped stdout (and
-    MicroPython's print has no flush=, its stdout is unbuffered)."""
-    print(text)
+def _line_buffered_stdout():
+    """Every line out at once, the device's log included (LED on, sensor
+    failed, mqtt: ...): CPython buffers a piped stdout, so someone reading it
+    through tee or a test would see nothing for minutes. MicroPython's stdout
+    is unbuffered."""
     if not MICROPYTHON:
-        sys.stdout.flush()
+        sys.stdout.reconfigure(line_buffering=True)
 
 
 def _build_page(www):
@@ -128,11 +129,11 @@ def _build_page(www):
 
         names = os.listdir(www)
         if "index.html.gz" not in names:
-            _say("microws: dashboard not rebuilt (tools/build_www.py needs CPython: %s); "
+            print("microws: dashboard not rebuilt (tools/build_www.py needs CPython: %s); "
                  "serving www/index.html uncompressed" % error)
             return
         stale = os.stat(www + "/index.html.gz")[8] < os.stat(www + "/index.html")[8]  # st_mtime
-        _say("microws: dashboard not rebuilt (tools/build_www.py needs CPython: %s); serving "
+        print("microws: dashboard not rebuilt (tools/build_www.py needs CPython: %s); serving "
              "www/index.html.gz as it is%s" % (error, " -- it is OLDER than index.html, run "
                                                 "python3 tools/build_www.py" if stale else ""))
         return
@@ -301,7 +302,7 @@ def make_app(args, log=print):
 
 async def _stop(app):
     await app.stop()
-    _say("microws: stopped")
+    print("microws: stopped")
 
 
 def device_options(args, i):
@@ -342,7 +343,7 @@ async def serve(args, running=None):
             suffix = "/?token=<your token>" if one.token else "/"  # the token itself is never printed
             scheme = "https" if context else "http"
             port = app.server.port or one.port  # MicroPython's listener does not tell its port
-            _say("microws: simulated device %r, open %s://%s:%d%s" % (one.name, scheme, shown, port, suffix))
+            print("microws: simulated device %r, open %s://%s:%d%s" % (one.name, scheme, shown, port, suffix))
         await stopped.wait()
     finally:  # not reached on MicroPython's Ctrl-C: see _stop_after_interrupt
         for app in apps:
@@ -352,6 +353,7 @@ async def serve(args, running=None):
 
 
 def main(argv=None):
+    _line_buffered_stdout()
     args = parse_args(argv)
     running = []
     try:

@@ -94,7 +94,8 @@ def test_history_is_drawn_within_a_second_of_opening(browser, sim):
 
 def test_the_page_sets_a_device_clock_and_times_are_clock_times(dash, sim):
     dash.wait_live()
-    dash.wait("() => lastTs != null", timeout=5.0, what="samples with a wall-clock ts")
+    # a live sample with its ts (the history alone sets lastTs but not lastSeq)
+    dash.wait("() => lastSeq != null && lastTs != null", timeout=5.0, what="a live sample with a wall-clock ts")
     hello, info = ask(sim, {"cmd": "time", "ms": int(time.time() * 1000) - 3600000})
     assert hello["clock"] is True  # a dashboard set it ...
     assert info["clock"] == "dashboard"  # ... and a later time command does not change it
