@@ -21,6 +21,8 @@ import time
 
 import pytest
 
+from host_tests.processes import stop_process
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUNNER = os.path.join("tools", "autobahn.py")
 DEFAULT_SERVER = os.path.join("tools", "echo_server.py")
@@ -101,14 +103,7 @@ class EchoServer:
                 f"--- echo server stdout (last lines) ---\n{tail(self.stdout_path)}")
 
     def stop(self):
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
 
 
 def run_autobahn(port, capsys):

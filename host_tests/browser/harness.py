@@ -22,6 +22,8 @@ import warnings
 
 import pytest
 
+from host_tests.processes import stop_process
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 INSTALL = "apt-get install -y chromium && python3 -m pip install playwright  (do not run `playwright install`)"
 CHROMIUM_ARGS = [
@@ -98,12 +100,7 @@ class Simulator:
     def stop(self):
         if self.proc and self.proc.poll() is None:
             self.resume()  # a paused one would not act on SIGTERM
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+            stop_process(self.proc)
         self.proc = None
 
     def pause(self):

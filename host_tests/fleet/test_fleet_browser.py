@@ -28,6 +28,8 @@ import time
 
 import pytest
 
+from host_tests.processes import stop_process
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "host_tests", "mqtt"))
 from broker import Mosquitto, free_port  # noqa: E402  (the broker fixture the uplink tests use)
@@ -81,12 +83,7 @@ def start(args, log_path):
 def stop(proc):
     if proc.poll() is None:
         os.kill(proc.pid, signal.SIGCONT)
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc, 10)
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,8 @@ import time
 
 import pytest
 
+from host_tests.processes import stop_process
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 SERVE = os.path.join(HERE, "serve.py")
@@ -208,14 +210,7 @@ class MPServer:
             raise AssertionError("a fresh client is not served: %r\n%s" % (error, self.log())) from error
 
     def stop(self):
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
 
 
 @pytest.fixture

@@ -20,6 +20,8 @@ import time
 
 import pytest
 
+from host_tests.processes import stop_process
+
 
 def find_mosquitto():
     found = shutil.which("mosquitto")
@@ -97,13 +99,7 @@ class Mosquitto:
         raise RuntimeError("mosquitto did not listen within %.0f s: %s" % (timeout, self.log()))
 
     def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
         self.proc = None
 
     def log(self):
