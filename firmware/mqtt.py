@@ -34,8 +34,10 @@ class MQTTError(Exception):
 
 # ------------------------------------------------------------------ CPython / MicroPython
 # MicroPython's Stream reads into a buffer and writes what the socket takes
-# at once (only a rest is copied); CPython's StreamReader has no readinto and
-# its writer copies everything into the transport's buffer. TLS: CPython's
+# at once (only a rest is copied); CPython's StreamReader has no readinto,
+# and its transport may keep a view of what it could not send at once
+# (3.12 does; 3.11 copied), so a packet from the reused out buffer is copied
+# there before it is written. TLS: CPython's
 # default context checks the broker against the system's CAs; MicroPython's
 # checks nothing unless given a CA (its PROTOCOL_TLS_CLIENT default is
 # CERT_NONE), so with a ca file both verify the broker's certificate.
@@ -66,6 +68,9 @@ if IS_MICROPYTHON:
     def _abort(writer):
         writer.close()
 
+    def _write_now(writer, data):
+        writer.write(data)
+
     def _unsent(writer):
         """Bytes the socket has not taken yet (Stream.write keeps only a rest)."""
         return len(writer.out_buf)
@@ -84,6 +89,9 @@ else:
 
     def _abort(writer):
         writer.transport.abort()  # drop the connection now, unsent data too
+
+    def _write_now(writer, data):
+        writer.write(bytes(data))  # a copy: the transport may keep what it is given
 
     def _unsent(writer):
         return writer.transport.get_write_buffer_size()
@@ -221,7 +229,7 @@ class Client:
         self.writing = True
         try:
             if data:
-                stream[1].write(data)
+                _write_now(stream[1], data)
             await stream[1].drain()
         finally:
             self.writing = False
@@ -246,7 +254,7 @@ class Client:
         at = self._publish_head(topic, len(payload), retain)
         end = at + len(payload)
         self._out[at:end] = payload
-        stream[1].write(self._out_view[:end])
+        _write_now(stream[1], self._out_view[:end])
         return not _unsent(stream[1])
 
     async def drain(self):
