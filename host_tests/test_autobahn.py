@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from host_tests.processes import stop_process
+from host_tests.processes import free_port, stop_process
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUNNER = os.path.join("tools", "autobahn.py")
@@ -40,12 +40,6 @@ def require_kosoku():
                     "kosoku==0.1.0 under a newer Python" % sys.version_info[:2], pytrace=False)
     if importlib.util.find_spec("kosoku") is None:
         pytest.fail("kosoku is not installed: pip install kosoku==0.1.0", pytrace=False)
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def tail(path, lines=40):

