@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import sysconfig
+import time
 
 import pytest
 
@@ -44,6 +45,21 @@ def micropython_command():
     if found is None:
         pytest.fail("the MicroPython unix port (`micropython`) is not installed: " + INSTALL_HINT, pytrace=False)
     return found
+
+
+def lines_until(proc, marker, seconds=20):
+    """The lines a child prints (stdout piped) up to the first holding
+    `marker`, or all it printed before it ended or `seconds` passed."""
+    lines = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline().decode("utf-8", "replace")
+        if not line:
+            break
+        lines.append(line)
+        if marker in line:
+            break
+    return lines
 
 
 def stop_process(proc, seconds=5):

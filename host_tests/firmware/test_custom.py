@@ -6,13 +6,12 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 
 import pytest
 
-from host_tests.processes import free_port, micropython_command
+from host_tests.processes import free_port, lines_until, micropython_command
 import websockets
 
 import extend
@@ -291,16 +290,7 @@ def _simulator(name, custom):
     proc = subprocess.Popen(runtime + [os.path.join(ROOT, "tools", "simulate.py"), "--board", EXAMPLE_BOARD,
                                        "--custom", custom, "--port", str(port), "--rate", "10"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    lines = []
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline().decode("utf-8", "replace")
-        if not line:
-            break
-        lines.append(line)
-        if "open http" in line:
-            break
-    return proc, port, lines
+    return proc, port, lines_until(proc, "open http")
 
 
 def _stop(proc):

@@ -13,7 +13,7 @@ import urllib.request
 
 import websockets
 
-from host_tests.processes import free_port, micropython_command
+from host_tests.processes import free_port, lines_until, micropython_command
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -109,17 +109,8 @@ def test_main_py_starts_with_custom_py_and_drops_the_start_up_checks(tmp_path):
                                                               os.path.join(ROOT, "firmware")))
     proc = subprocess.Popen([micropython_command(), "-X", "heapsize=1M", os.path.join(ROOT, "firmware", "main.py")],
                             cwd=str(tmp_path), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    lines = []
     try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline().decode("utf-8", "replace")
-            if not line:
-                break
-            lines.append(line)
-            if "serving on port" in line:
-                break
-        text = "".join(lines)
+        text = "".join(lines_until(proc, "serving on port"))
         assert "custom: loaded custom.py (sensors: -; commands: hi; routes: /modules)" in text, text
         assert "serving on port %d" % port in text, text
         _wait_listening(port)  # main.py says so just before asyncio.run() opens the port

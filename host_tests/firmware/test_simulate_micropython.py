@@ -17,7 +17,7 @@ import urllib.request
 
 import pytest
 
-from host_tests.processes import find_micropython, free_port
+from host_tests.processes import find_micropython, free_port, lines_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HEAPSIZE = "512k"
@@ -36,19 +36,13 @@ def _simulator(extra=()):
     port = free_port()
     proc = subprocess.Popen([micropython, "-X", "heapsize=" + HEAPSIZE, "tools/simulate.py", "--port", str(port),
                              "--rate", "10"] + list(extra), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    lines = []
-    deadline = time.monotonic() + 20
-    while True:
-        line = proc.stdout.readline().decode("utf-8", "replace")
-        if not line:
-            proc.wait(5)
-            pytest.fail("the simulator exited (%s) before its ready line:\n%s" % (proc.returncode, "".join(lines)))
-        lines.append(line)
-        if "open http://127.0.0.1:%d/" % port in line:
-            break
-        if time.monotonic() > deadline:
+    ready = "open http://127.0.0.1:%d/" % port
+    lines = lines_until(proc, ready)
+    if not lines or ready not in lines[-1]:
+        if proc.poll() is None:
             proc.kill()
             pytest.fail("no ready line within 20 s:\n" + "".join(lines))
+        pytest.fail("the simulator exited (%s) before its ready line:\n%s" % (proc.returncode, "".join(lines)))
     try:
         yield proc, port, lines
     finally:
