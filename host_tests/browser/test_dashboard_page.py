@@ -235,7 +235,9 @@ def test_a_pwm_slider_sets_the_output_on_the_device(dash, sim):
 def test_status_values_are_tiles_in_human_units(dash):
     dash.wait_live()
     labels = dict(dash.js("() => hello.sensors.map((s) => [s.name, s.label])"))
-    dash.wait("() => document.querySelector('[data-tile=clients] .val').textContent !== '–'", what="info in the tiles")
+    # clients and dropped come with the device info, free memory and uptime with the first live sample: wait for both
+    dash.wait("""() => ['[data-tile=clients]', '[data-sensor=free_heap]', '[data-sensor=uptime]'].every(
+        (sel) => document.querySelector(sel + ' .val').textContent !== '–')""", what="info and a sample in the tiles")
     tiles = dash.js("""() => Object.fromEntries([...document.querySelectorAll('.tile')].map(
         (t) => [t.dataset.sensor || t.dataset.tile, [t.querySelector('span').textContent, t.querySelector('.val').textContent]]))""")
     assert tiles["free_heap"][0] == labels["free_heap"] == "Free memory"
