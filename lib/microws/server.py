@@ -663,6 +663,7 @@ class Server:
                  log: "Callable[..., Any]" = _log) -> None:
         if max_clients < 1 or queue_size < 1:
             raise ValueError("max_clients and queue_size must be at least 1")
+        runtime.compact_heap()  # and again at start(): the server's objects fill the holes the import left
         self.max_clients = max_clients
         self.max_message_size = max_message_size
         self.max_head_size = max_head_size
@@ -736,6 +737,7 @@ class Server:
         not fit: lower one of them.
         """
         if not self._free and not self.clients:
+            runtime.compact_heap()
             try:
                 self._scratch = bytearray(SCRATCH_SIZE)
                 self._free = [WebSocket(self) for _ in range(self.max_clients)]
