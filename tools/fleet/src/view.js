@@ -36,10 +36,26 @@ function sensorsOf(dev) {
   return Array.from({ length: n }, (_, i) => ({ name: `value ${i + 1}`, unit: "" }));
 }
 
-function valueText(dev, i) {
-  const s = dev.last;
-  if (!s) return "—";
-  return formatValue(s.v[i]);
+// [number, unit] as a person reads them: sizes and durations scaled
+// ("38.2" "KB", "2.1" "h"), other values as the device gave them
+function valueParts(dev, i, unit) {
+  const v = dev.last ? dev.last.v[i] : null;
+  if (typeof v !== "number" || !isFinite(v)) return ["—", unit || ""];
+  if (unit === "B") return humanBytes(v).split(" ");
+  if (unit === "s") return duration(v).split(" ");
+  return [formatValue(v), unit || ""];
+}
+
+function showValue(node, dev, i, unit) {
+  const [num, shownUnit] = valueParts(dev, i, unit);
+  setText(node.querySelector(".num"), num);
+  setText(node.querySelector(".val small"), shownUnit);
+}
+
+function humanBytes(b) {
+  if (b < 1024) return `${Math.round(b)} B`;
+  if (b < 1048576) return `${(b / 1024).toFixed(1)} KB`;
+  return `${(b / 1048576).toFixed(1)} MB`;
 }
 
 function setText(node, text) {
@@ -138,7 +154,7 @@ export class View {
     const recent = draw ? dev.samples.slice(-SPARK_POINTS) : null;
     sensorsOf(dev).forEach((sensor, i) => {
       const row = card.node.querySelector(`[data-index="${i}"]`);
-      setText(row.querySelector(".num"), valueText(dev, i));
+      showValue(row, dev, i, sensor.unit);
       const err = dev.last && dev.last.e && dev.last.e[i];
       if (err) row.title = `sensor error: ${err}`;
       else row.removeAttribute("title");
@@ -206,7 +222,7 @@ export class View {
     const mqtt = info.mqtt || {};
     const facts = {
       board: info.board, firmware: info.fw, rate: typeof info.rate === "number" ? `${info.rate} Hz` : null,
-      uptime: duration(info.uptime_s), "free memory": typeof info.mem_free === "number" ? `${info.mem_free} B` : null,
+      uptime: duration(info.uptime_s), "free memory": typeof info.mem_free === "number" ? humanBytes(info.mem_free) : null,
       dashboards: info.clients, "uplink": mqtt.state,
       published: mqtt.published, "dropped (uplink)": mqtt.dropped, samples: dev.samples.length,
     };
@@ -215,7 +231,7 @@ export class View {
       .flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, String(v))]));
     sensorsOf(dev).forEach((sensor, i) => {
       const box = root.querySelector(`#sensors [data-index="${i}"]`);
-      setText(box.querySelector(".num"), valueText(dev, i));
+      showValue(box, dev, i, sensor.unit);
       const canvas = box.querySelector("canvas");
       if (canvas) drawLine(canvas, dev.samples, i, colorOf(i), true);
     });
