@@ -827,12 +827,46 @@ class Server:
             if request is None:
                 return  # closed before a request came
             route = self._ws_routes.get(request.path)
-            if route is not None:
-                await self._serve_websocket(route, request, link)
-            else:
+            if route is None:
                 from .http import serve_http  # only what pages need: loaded on the first
 
                 await serve_http(self, request, link)
+                return
+            admitted = self._admit(route, request)
+            if type(admitted) is bytes:
+                await link.write_all(admitted)  # 503, or the HTTP error of a bad upgrade
+                return
+            # The WebSocket's life, here in this connection's task and frame
+            # (a coroutine of its own would hold ~300 B more per client).
+            ws, handler, response, subprotocol = admitted
+            clients = self.clients
+            group = route.group.clients
+            try:
+                try:
+                    ws._open(link, request, subprotocol)
+                    await link.write_all(response)
+                except BaseException:
+                    handler.close()  # never started
+                    raise
+                try:
+                    await handler
+                except ConnectionClosed:
+                    pass
+                except MemoryError:
+                    self.log("out of memory serving", request.path, "closing with 1011")
+                    ws._fail_now(CLOSE_INTERNAL_ERROR)
+                except Exception as error:
+                    self.log("handler error on", request.path, repr(error))
+                    await ws.close(CLOSE_INTERNAL_ERROR, "internal error")
+                else:
+                    await ws.close(CLOSE_NORMAL)
+            finally:
+                if not ws._closed:
+                    ws._lost()
+                clients.remove(ws)
+                group.remove(ws)
+                ws._release()
+                self._free.append(ws)
         except MemoryError:
             # Before a 101 (the WebSocket path handles its own): say so.
             link.refuse()
@@ -859,13 +893,14 @@ class Server:
             if head.feed_line(line):
                 return head.request()
 
-    async def _serve_websocket(self, route, request, link):
+    def _admit(self, route, request):
         """Everything a client needs is taken before its 101: a slot, the
-        response, the handler's coroutine. Beyond them it gets 503."""
+        response, the handler's coroutine. Returns (the slot, the handler, the
+        101 response, the subprotocol), or the error response to send
+        instead: 503 beyond max_clients, 4xx for a bad upgrade."""
         if not self._free:
-            await link.write_all(error_response(503, "too many clients: %d of %d open" % (
-                len(self.clients), self.max_clients), (("Retry-After", "5"),)))
-            return
+            return error_response(503, "too many clients: %d of %d open" % (
+                len(self.clients), self.max_clients), (("Retry-After", "5"),))
         subprotocol = None
         if route.subprotocols:
             for offered in offered_subprotocols(request):
@@ -876,20 +911,7 @@ class Server:
         try:
             response = accept(request, subprotocol, origins)
         except HTTPError as error:
-            await link.write_all(error.response())
-            return
-        ws = self._free.pop()
-        clients = self.clients
-        group = route.group.clients
-        try:
-            handler = route.handler(ws)
-            clients.append(ws)
-            group.append(ws)
-        except MemoryError:
-            if ws in clients:
-                clients.remove(ws)
-            self._free.append(ws)
-            raise
+            return error.response()
         # Only what the application may read stays (the rest of the head is
         # heap this connection would hold for its whole life).
         keep = {}
@@ -898,30 +920,17 @@ class Server:
             if value is not None:
                 keep[name] = value
         request.headers = keep
+        ws = self._free.pop()
+        clients = self.clients
+        group = route.group.clients
         try:
-            try:
-                ws._open(link, request, subprotocol)
-                await link.write_all(response)
-            except BaseException:
-                handler.close()  # never started
-                raise
-            # The handler runs here, in this connection's task: one task a client.
-            try:
-                await handler
-            except ConnectionClosed:
-                pass
-            except MemoryError:
-                self.log("out of memory serving", request.path, "closing with 1011")
-                ws._fail_now(CLOSE_INTERNAL_ERROR)
-            except Exception as error:
-                self.log("handler error on", request.path, repr(error))
-                await ws.close(CLOSE_INTERNAL_ERROR, "internal error")
-            else:
-                await ws.close(CLOSE_NORMAL)
-        finally:
-            if not ws._closed:
-                ws._lost()
-            clients.remove(ws)
-            group.remove(ws)
-            ws._release()
+            handler = route.handler(ws)
+            clients.append(ws)
+            group.append(ws)
+            return ws, handler, response, subprotocol
+        except MemoryError:
+            for held in (clients, group):
+                if ws in held:
+                    held.remove(ws)
             self._free.append(ws)
+            raise
