@@ -6,8 +6,8 @@ made garbage first (its imports, its configuration), and the collector runs
 only when an allocation fails. If start() made its slots then, they would
 land in the long free run at the end of the heap, and the holes freed after
 them would be too short for a connection's working memory: fewer clients
-would fit than in the same heap collected. start() collects first (the
-runtime's compact_heap), so both heaps take the same max_clients.
+would fit than in the same heap collected. Server() and start() collect
+first, so both heaps take the same max_clients.
 """
 
 import os

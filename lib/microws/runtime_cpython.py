@@ -28,10 +28,6 @@ _REPEAT = None  # _REPEAT[k]: k ones, one every 32 bits (the key times it: k cop
 _XOR_TABLES = None  # _XOR_TABLES[m]: the bytes 0..255 XOR m
 
 
-def compact_heap():
-    """Nothing to do: CPython's allocator does not fragment into one heap."""
-
-
 def unmask(buf, start, end, mask, phase):
     """CPython: XOR in place, the payload as one integer or in 4 strided passes."""
     global _REPEAT, _XOR_TABLES

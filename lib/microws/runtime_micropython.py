@@ -18,7 +18,6 @@ calling its wait_io_event(), map and remove(); that holds from MicroPython
 1.13 to 1.29.
 """
 
-import gc
 import select
 
 import asyncio
@@ -315,17 +314,6 @@ class Link:
             sock.close()
         except OSError:
             pass
-
-
-def compact_heap():
-    """Before the slots are made: MicroPython's heap never moves an object,
-    and the import leaves garbage between live objects. Collected now, the
-    slots fill those holes first and the long free run stays whole for the
-    connections; collected only when an allocation fails (as the allocator
-    does), the slots land in the long run and the holes freed after them are
-    too short for a connection (measured: 3 clients of 512 B started in a
-    110 KiB heap instead of 8)."""
-    gc.collect()
 
 
 def yield_now():
