@@ -68,6 +68,15 @@ board's, so compare the ratios against microdot; absolute bytes are 64-bit):
   (e) heap allocated per echoed message in steady state: gc.disable() in a
       64 MiB heap, gc.mem_alloc() through the side channel before and after
       many echoes, less one side-channel reading
+  (a2) and (d2): (a) and (d) again with the code in a ROMFS image
+      (MicroPython 1.25+), the modules' .mpy files imported in place: their
+      bytecode and constants stay where the image is, as they stay in flash
+      on a board with a ROMFS partition. This is the closest measurement of
+      "the code in flash" this port allows (it cannot freeze modules; frozen
+      keeps still more in flash: the function tables and names). Here the
+      image is a bytearray in the same heap, read before anything else, so
+      each -X heapsize of (d2) is raised by what the image takes (measured
+      in (a2)): the heap left is the same as in (d)
   (f) echoed messages per second, one connection, one message in flight:
       16 B text, 1 KiB and 64 KiB binary (max_message_size 65536). The
       servers take turns for --rounds rounds and each one's best round
@@ -78,7 +87,8 @@ targets, each met or missed. --markdown prints the targets as a markdown
 table. --tiny runs every measurement briefly (the machinery, not the
 figures). Needs `micropython` (unix port) and `mpy-cross` on PATH, and the
 microdot and micropython-websocket-server packages installed in this
-Python (pip install microdot==2.7.0 micropython-websocket-server==0.1.0).
+Python (pip install microdot==2.7.0 micropython-websocket-server==0.1.0);
+(a2) and (d2) need mpremote (its ROMFS writer builds the images).
 """
 
 import argparse
@@ -110,6 +120,7 @@ GC_BLOCK = 32  # bytes per heap block of a 64-bit MicroPython (4 words)
 BIG_HEAP = 4 * 1024 * 1024
 ALLOC_HEAP = 64 * 1024 * 1024
 CAPACITY_HEAPS = (48 * 1024, 64 * 1024, 110 * 1024, 155 * 1024)
+ROMFS_CAPACITY_HEAPS = (48 * 1024, 64 * 1024, 110 * 1024)
 ESP8266 = {"max_message_size": 512, "queue_size": 4}
 RATE_CASES = ((0x1, 16), (0x2, 1024), (0x2, 65536))  # (opcode, payload bytes)
 ALLOC_CASES = ((0x1, 16), (0x2, 1024))
@@ -117,7 +128,7 @@ ALLOC_CASES = ((0x1, 16), (0x2, 1024))
 VERSION_CODE = ("import sys; v = sys.implementation.version; "
                 "print('%d.%d.%d%s' % (v[0], v[1], v[2], '-' + v[3] if len(v) > 3 and v[3] else ''), "
                 "'(' + sys.version.split(';')[1].strip() + ')', '%d-bit' % (64 if sys.maxsize > 2 ** 32 else 32))")
-TARGETS = {"import": 0.8, "conn": 0.5, 16: 2.0, 1024: 5.0}
+TARGETS = {"import": 0.8, "conn": 0.5, 16: 2.0, 1024: 5.0, "held": 2.0}
 
 
 class BenchError(Exception):
@@ -172,6 +183,30 @@ def microws_modules():
     return ordered
 
 
+def build_romfs(root, names, out):
+    """A ROMFS image of the files and folders `names` of root (mpremote's writer)."""
+    from mpremote.romfs import VfsRomWriter
+
+    writer = VfsRomWriter()
+
+    def add(folder, name):
+        path = os.path.join(folder, name)
+        if os.path.isdir(path):
+            writer.opendir(name)
+            for inner in sorted(os.listdir(path)):
+                add(path, inner)
+            writer.closedir()
+        else:
+            with open(path, "rb") as f:
+                writer.mkfile(name, f.read())
+
+    for name in names:
+        add(root, name)
+    with open(out, "wb") as f:
+        f.write(writer.finalise())
+    return out
+
+
 def compile_file(source, out, name):
     done = subprocess.run(["mpy-cross", "-s", name, "-o", out, source], capture_output=True, text=True)
     if done.returncode != 0:
@@ -208,6 +243,16 @@ class Stage:
         else:
             self.notes.append("micropython-websocket-server is not installed "
                               "(pip install micropython-websocket-server==0.1.0): not measured")
+        self.romfs = {}  # server: its ROMFS image (a2, d2)
+        if importlib.util.find_spec("mpremote") is None:
+            self.notes.append("mpremote is not installed (pip install mpremote): (a2) and (d2) not measured")
+            return
+        images = os.path.join(root, "romfs")
+        os.makedirs(images)
+        for server, names in (("microws", ["microws"]), ("microdot", ["microdot"]),
+                              ("mws", ["websocket_server.mpy"])):
+            if self.has(server):
+                self.romfs[server] = build_romfs(root, names, os.path.join(images, server + ".romfs"))
 
     def has(self, server):
         return server.startswith("microws") or server in self.versions
@@ -252,6 +297,8 @@ class Target:
 
     def ready(self, timeout=10):
         words = self.next_mark(timeout)
+        while words is not None and words[0] == "romfs":  # the image mounted first (a2, d2)
+            words = self.next_mark(timeout)
         return words is not None and words[0] == "ready"
 
     def alive(self):
@@ -420,9 +467,9 @@ def open_client(port, timeout=5.0, retry_s=0.0):
 # ============================================================ (a) imports
 
 
-def run_imports(stage, server, modules):
+def run_imports(stage, server, modules, **opts):
     """[(module, bytes)], with asyncio first; and the target's other lines."""
-    with Target(stage, BIG_HEAP, "import", server, mods=",".join(modules)) as target:
+    with Target(stage, BIG_HEAP, "import", server, mods=",".join(modules), **opts) as target:
         target.proc.wait(60)
         target.reader.join(5)
         rows = []
@@ -474,6 +521,19 @@ def measure_imports(stage, servers, log, records, notes):
         for module, size in rows[1:]:
             records.append({"bench": "import_heap", "server": "microws", "module": module, "value": size,
                             "pulled_in_by_server": module in pulled_in})
+    for server in servers:
+        if server not in stage.romfs:
+            continue
+        log("(a2) import heap, code in ROMFS: %s" % server)
+        image = stage.romfs[server]
+        try:
+            rows, facts_here = run_imports(stage, server, IMPORTS[server], romfs=image)
+        except BenchError as error:
+            notes.append("(a2), %s: not measured: %s" % (LABELS[server], error))
+            continue
+        records.append({"bench": "import_total_romfs", "server": server, "modules": IMPORTS[server],
+                        "value": sum(size for _, size in rows[1:]), "image_bytes": os.path.getsize(image),
+                        "image_heap": int(facts_here["romfs"])})
     return facts.get("receive_message") == "1"
 
 
@@ -574,7 +634,8 @@ def hold(stage, server, heap, settings, count):
     port = free_port()
     message = Message(0x1, 16)
     result = {"started": False, "got_101": 0, "held": 0, "closed": 0, "lost": 0, "failure": ""}
-    with Target(stage, heap, "serve", server, port=port, **settings) as target:
+    with Target(stage, heap + settings.get("image_heap", 0), "serve", server, port=port,
+                **dict((k, v) for k, v in settings.items() if k != "image_heap")) as target:
         if not target.ready(5):
             result["failure"] = "the server did not start: " + (target.tail(1) or "?")
             return result
@@ -602,12 +663,21 @@ def hold(stage, server, heap, settings, count):
     return result
 
 
-def measure_capacity_microws(stage, server, heap, limit, records):
+def romfs_settings(records, stage, server):
+    """The options of a (d2) run: the image, and the heap it takes (added to -X heapsize)."""
+    row = one(records, "import_total_romfs", server=server)
+    if row is None:
+        raise BenchError("no (a2) figure for its image")
+    return {"romfs": stage.romfs[server], "image_heap": row["image_heap"]}
+
+
+def measure_capacity_microws(stage, server, heap, limit, records, code=None):
     """The largest max_clients with every client held; tries by doubling, then bisecting."""
     trials = {}
+    extra = romfs_settings(records, stage, server) if code == "romfs" else {}
 
     def works(count):
-        settings = dict(ESP8266, max_clients=count)
+        settings = dict(ESP8266, max_clients=count, **extra)
         trials[count] = hold(stage, server, heap, settings, count)
         return trials[count]["held"] == count
 
@@ -628,7 +698,7 @@ def measure_capacity_microws(stage, server, heap, limit, records):
                 failed = middle
     first_failure = trials[failed] if failed is not None else None
     records.append({"bench": "capacity", "server": server, "heap": heap, "value": best, "settings": ESP8266,
-                    "max_clients": best, "tries": len(trials),
+                    "code": code or "mpy", "max_clients": best, "tries": len(trials),
                     "lost": sum(t["lost"] for t in trials.values()),
                     "closed": sum(t["closed"] for t in trials.values()),
                     "next_max_clients": failed,
@@ -636,11 +706,12 @@ def measure_capacity_microws(stage, server, heap, limit, records):
                                      else "stopped at %d clients" % limit)})
 
 
-def measure_capacity_open(stage, server, heap, limit, records):
+def measure_capacity_open(stage, server, heap, limit, records, code=None):
     """Clients opened until one fails, then the earlier ones must still echo."""
-    settings = dict(ESP8266)
+    settings = dict(ESP8266, **(romfs_settings(records, stage, server) if code == "romfs" else {}))
     result = hold(stage, server, heap, settings, limit)
     records.append({"bench": "capacity", "server": server, "heap": heap, "value": result["held"],
+                    "code": code or "mpy",
                     "settings": ESP8266, "got_101": result["got_101"], "lost": result["lost"],
                     "closed": result["closed"], "tries": 1,
                     "next_failure": result["failure"] or "stopped at %d clients" % limit})
@@ -753,14 +824,18 @@ def collect(args, stage, log):
             log("(c) heap per connection: %s" % server)
             attempt("(c)", server, measure_conn_heap, 2 if args.tiny else 16, records)
     limit = 3 if args.tiny else 256
-    for heap in CAPACITY_HEAPS:
-        for server in echo_servers:
-            if server == "microws":
-                log("(d) connections held in %d KiB: %s" % (heap // 1024, server))
-                attempt("(d)", server, measure_capacity_microws, heap, limit, records)
-            elif server == "microdot":
-                log("(d) connections held in %d KiB: %s" % (heap // 1024, server))
-                attempt("(d)", server, measure_capacity_open, heap, limit, records)
+    for code, heaps in (("mpy", CAPACITY_HEAPS), ("romfs", ROMFS_CAPACITY_HEAPS)):
+        section = "(d)" if code == "mpy" else "(d2)"
+        for heap in heaps:
+            for server in echo_servers:
+                if code == "romfs" and server not in stage.romfs:
+                    continue
+                if server == "microws":
+                    log("%s connections held in %d KiB: %s" % (section, heap // 1024, server))
+                    attempt(section, server, measure_capacity_microws, heap, limit, records, code)
+                elif server == "microdot":
+                    log("%s connections held in %d KiB: %s" % (section, heap // 1024, server))
+                    attempt(section, server, measure_capacity_open, heap, limit, records, code)
     counts = (20, 10) if args.tiny else (1000, 300)
     for server in echo_servers:
         if server != "mws":
@@ -853,6 +928,20 @@ def report(records, notes, servers, args, stage):
         rows.append(("sum", fmt(sum(r["value"] for r in find(records, "import_heap", server="microws")))))
         out.append(table(("module", "bytes"), rows))
 
+    rows = []
+    microdot_rom = value(records, "import_total_romfs", server="microdot")
+    for server in ("microws", "microdot", "mws"):
+        row = one(records, "import_total_romfs", server=server)
+        if row:
+            rows.append((LABELS[server], " + ".join(row["modules"]), fmt(row["value"]),
+                         ratio_text(divide(row["value"], microdot_rom)), fmt(row["image_bytes"]),
+                         fmt(row["image_heap"])))
+    if rows:
+        out.append("")
+        out.append("(a2) the same imports with the code in a ROMFS image, loaded in place (bytecode and constants "
+                   "stay in the image, as in flash)")
+        out.append(table(("server", "modules", "bytes", "vs microdot", "image bytes", "image in this heap"), rows))
+
     out.append("")
     out.append("(b) smallest -X heapsize that starts the server and echoes one 16 B message (max_clients 1, "
                "max_message_size 1024)")
@@ -888,12 +977,20 @@ def report(records, notes, servers, args, stage):
     out.append("")
     out.append("(d) idle dashboard connections held at once in a fixed heap (max_message_size 512, queue_size 4; "
                "held = got 101 and still echoes; lost = got 101, then the connection ended without a close frame)")
-    rows = []
-    for row in find(records, "capacity"):
-        rows.append((LABELS[row["server"]], "%d KiB" % (row["heap"] // 1024), row["value"], row["lost"],
-                     row["closed"], row["tries"], row["next_failure"][:110]))
-    out.append(table(("server", "heap", "held", "lost", "closed", "tries", "what failed next"), rows))
-    out.append("  microws: the largest max_clients that starts and holds them all; microdot: opened until one failed")
+    for code in ("mpy", "romfs"):
+        rows = []
+        for row in find(records, "capacity", code=code):
+            rows.append((LABELS[row["server"]], "%d KiB" % (row["heap"] // 1024), row["value"], row["lost"],
+                         row["closed"], row["tries"], row["next_failure"][:110]))
+        if code == "romfs":
+            if not rows:
+                break
+            out.append("")
+            out.append("(d2) the same with the code in a ROMFS image (a2); each heap raised by what the image takes "
+                       "in it, so as much is left as in (d)")
+        out.append(table(("server", "heap", "held", "lost", "closed", "tries", "what failed next"), rows))
+        out.append("  microws: the largest max_clients that starts and holds them all; microdot: opened until one "
+                   "failed")
     if "mws" in servers:
         out.append("  mp-websocket-server: n/a, it serves one client at a time")
 
@@ -947,9 +1044,19 @@ def targets(records, servers):
                            value(records, "echo_rate", server="microdot", size=size))
             out.append(("%s: echo %s ≥ %g× microdot's messages/s" % (LABELS[server], size_name(size), TARGETS[size]),
                         ratio_text(ratio), verdict(ratio, TARGETS[size], True)))
+    for code, section in (("mpy", "(d), .mpy files"), ("romfs", "(d2), code in ROMFS")):
+        pairs = []
+        for row in find(records, "capacity", server="microws", code=code):
+            theirs = value(records, "capacity", server="microdot", code=code, heap=row["heap"])
+            if theirs:  # a heap where microdot holds some: the ratio means something
+                pairs.append((row["heap"], row["value"], theirs))
+        text = ", ".join("%d vs %d (%d KiB)" % (ours, theirs, heap // 1024) for heap, ours, theirs in pairs)
+        worst = min((ours / theirs for _, ours, theirs in pairs), default=None)
+        out.append(("%s: idle dashboards held ≥ %g× microdot's in the same heap" % (section, TARGETS["held"]),
+                    text or "n/a", verdict(worst, TARGETS["held"], True)))
     lost = [r["lost"] for r in find(records, "capacity", server="microws")]
     total = sum(lost) if lost else None
-    out.append(("microws: clients lost after 101 without a close frame in (d) = 0",
+    out.append(("microws: clients lost after 101 without a close frame in (d), (d2) = 0",
                 "n/a" if total is None else str(total),
                 "not measured" if total is None else ("met" if total == 0 else "missed (%d lost)" % total)))
     return out

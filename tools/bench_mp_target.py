@@ -6,6 +6,9 @@ tools/bench_mp.py compiles this file with mpy-cross beside the servers'
     MICROPYPATH=.frozen:STAGE micropython -X heapsize=N -m bench_mp_target \
         MODE SERVER [key=value ...]
 
+With romfs=IMAGE, the ROMFS image is mounted on /rom first (MicroPython
+1.25+), so the server's modules are imported from it in place.
+
 MODE import: import the modules named by mods=a,b,c one after the other and
     print the heap each one took (gc.collect(); gc.mem_alloc() around it).
     asyncio is imported first, with every submodule, as a row of its own,
@@ -214,10 +217,28 @@ def serve_mws(opts):
     app.serve_forever()
 
 
+def mount_romfs(path):
+    """Mount the ROMFS image at path on /rom, first on sys.path: its .mpy
+    files are imported in place. The image is read into one bytearray of
+    its size (no growing buffer); "@@ romfs N" is the heap that took."""
+    import os
+    import vfs
+
+    before = heap()
+    image = bytearray(os.stat(path)[6])
+    with open(path, "rb") as f:
+        f.readinto(image)
+    vfs.mount(vfs.VfsRom(image), "/rom")
+    sys.path.insert(0, "/rom")
+    say("romfs", heap() - before)
+
+
 def main():
     mode = sys.argv[1]
     server = sys.argv[2]
     opts = options(sys.argv[3:])
+    if "romfs" in opts:
+        mount_romfs(opts["romfs"])
     if mode == "import":
         measure_imports(opts["mods"].split(","))
         say("done")
