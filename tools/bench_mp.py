@@ -105,6 +105,8 @@ import tempfile
 import threading
 import time
 
+from romfs_image import build_romfs
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MICROWS_DIR = os.path.join(ROOT, "lib", "microws")
 TARGET = os.path.join(ROOT, "tools", "bench_mp_target.py")
@@ -181,30 +183,6 @@ def microws_modules():
             ready = [m for m in sorted(imports) if m not in ordered]
         ordered.append(ready[0])
     return ordered
-
-
-def build_romfs(root, names, out):
-    """A ROMFS image of the files and folders `names` of root (mpremote's writer)."""
-    from mpremote.romfs import VfsRomWriter
-
-    writer = VfsRomWriter()
-
-    def add(folder, name):
-        path = os.path.join(folder, name)
-        if os.path.isdir(path):
-            writer.opendir(name)
-            for inner in sorted(os.listdir(path)):
-                add(path, inner)
-            writer.closedir()
-        else:
-            with open(path, "rb") as f:
-                writer.mkfile(name, f.read())
-
-    for name in names:
-        add(root, name)
-    with open(out, "wb") as f:
-        f.write(writer.finalise())
-    return out
 
 
 def compile_file(source, out, name):

@@ -23,7 +23,13 @@ real), for every board file:
      GET /__heap of measure_device.py (not in the firmware) answers the heap
      after a collection. The slope over 1..SLOTS connections is the heap per
      connection; what the first one costs beyond it (the sampler's first
-     broadcast) is counted once, with the app.
+     broadcast) is counted once, with the app;
+  3. the same .mpy files as a ROMFS image (tools/romfs_image.py), mounted on
+     /rom and imported in place, as from a board's ROMFS partition
+     (MicroPython 1.25+): the app is started once more with max_clients 1,
+     and romfs_app_bytes is the app measured so. It is the one measurement
+     of "the code in flash" this port allows, and an upper bound for frozen
+     code, which keeps the function tables and names in flash too.
 
 Board bytes: the unix port is 64-bit, the boards are 32-bit. Pointers,
 object headers and GC blocks are twice as big there, byte strings are not;
@@ -61,6 +67,8 @@ import tempfile
 import time
 import urllib.request
 
+from romfs_image import build_romfs
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BOARDS_DIR = os.path.join(ROOT, "boards")
 DEVICE_SCRIPT = os.path.join(ROOT, "tools", "measure_device.py")
@@ -72,6 +80,7 @@ HEAP_SHARE = 0.75  # of heap_bytes the app and its clients may take; 25% stays f
 TOLERANCE = 0.03  # --check: fresh unix figures within 3% (or TOLERANCE_BYTES) of the files'
 TOLERANCE_BYTES = 256
 START_TIMEOUT = 20.0
+ROMFS_IMAGE = "code.romfs"  # in the build folder: lib/ and firmware/ as a ROMFS image
 
 
 class MeasureError(Exception):
@@ -108,6 +117,11 @@ def compile_tree(build):
         done = subprocess.run([mpy_cross, "-o", target, source], capture_output=True, text=True)
         if done.returncode != 0:
             raise MeasureError("mpy-cross %s failed:\n%s" % (os.path.relpath(source, ROOT), done.stderr))
+    try:
+        build_romfs(build, ["lib", "firmware"], os.path.join(build, ROMFS_IMAGE))
+    except ImportError:
+        raise MeasureError("mpremote is not installed (it writes the ROMFS image): "
+                           "python3 -m pip install -r tools/requirements.txt")
     return len(jobs)
 
 
@@ -129,10 +143,13 @@ def free_port():
 class Device:
     """measure_device.py for one board, as a child process."""
 
-    def __init__(self, micropython, build, board, max_clients):
+    def __init__(self, micropython, build, board, max_clients, romfs=None):
         self.port = free_port()
         env = dict(os.environ)
         env["MICROPYPATH"] = ".frozen:%s/lib:%s/firmware" % (build, build)
+        env.pop("MICROWS_ROMFS", None)
+        if romfs:
+            env["MICROWS_ROMFS"] = romfs  # the same .mpy files, from an image on /rom (first on sys.path)
         self.proc = subprocess.Popen(
             [micropython, "-X", "heapsize=" + HEAPSIZE, DEVICE_SCRIPT, BOARDS_DIR, board, str(self.port),
              str(max_clients)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
@@ -210,6 +227,11 @@ def measure_board(micropython, build, name):
         started_one = one.heap["started"] - one.heap["before"]
     finally:
         one.stop()
+    in_place = Device(micropython, build, name, 1, romfs=os.path.join(build, ROMFS_IMAGE))
+    try:
+        started_in_place = in_place.heap["started"] - in_place.heap["before"]
+    finally:
+        in_place.stop()
     device = Device(micropython, build, name, SLOTS)
     try:
         with contextlib.ExitStack() as dashboards:
@@ -228,6 +250,8 @@ def measure_board(micropython, build, name):
     first_extra = max(0, heaps[1] - heaps[0] - connection)
     return {
         "app_bytes": int(round(started_one - slot + first_extra)),
+        # the same app with the code in ROMFS: less by what the code took as .mpy files
+        "romfs_app_bytes": int(round(started_in_place - slot + first_extra)),
         "slot_bytes": int(round(slot)),
         "connection_bytes": int(round(connection)),
         "http_request_bytes": heaps[0] - device.heap["started"],
@@ -260,6 +284,7 @@ def board_figures(board, unix):
         # port cannot freeze: the heap with .mpy files less the files' size
         deploy, app = "frozen", max(0, mpy_app - unix["code_bytes"])
     fits = clients(app)
+    romfs_app = int(round((unix["romfs_app_bytes"] - ring) / factor)) + ring
     measured = {
         "app_bytes": app,
         "per_connection_bytes": per_connection,
@@ -267,13 +292,18 @@ def board_figures(board, unix):
         "fits": fits >= 1,
         "mpy_app_bytes": mpy_app,
         "code_bytes": unix["code_bytes"],
+        # measured with the code in a ROMFS image, imported in place: what a board with a
+        # ROMFS partition holds, and more than frozen code leaves (it keeps names and
+        # function tables in flash too)
+        "romfs_app_bytes": romfs_app,
+        "romfs_clients_that_fit": clients(romfs_app),
         "heap_share": HEAP_SHARE,
         "factor_64_to_32": factor,
         "history": board.get("history", 0),
         "history_bytes": ring,
         "history_sample_bytes": round(unix["history_sample_bytes"], 2),
         "unix64": {"app_bytes": unix["app_bytes"], "slot_bytes": unix["slot_bytes"],
-                   "connection_bytes": unix["connection_bytes"]},
+                   "connection_bytes": unix["connection_bytes"], "romfs_app_bytes": unix["romfs_app_bytes"]},
         "tool": "tools/measure_boards.py",
         "date": datetime.date.today().isoformat(),
     }
@@ -320,7 +350,7 @@ def check_board(name, board, measured, max_clients, deploy):
                                                and within(fresh, stored[key])):
             problems.append("%s.json: measured.%s is %s, a fresh measurement gives %d" % (name, key, stored.get(key),
                                                                                         fresh))
-    for key in ("app_bytes", "slot_bytes", "connection_bytes"):
+    for key in ("app_bytes", "slot_bytes", "connection_bytes", "romfs_app_bytes"):
         fresh, old = measured["unix64"][key], stored["unix64"].get(key)
         if not isinstance(old, int) or not within(fresh, old):
             problems.append("%s.json: measured.unix64.%s is %s, a fresh measurement gives %d"
@@ -378,6 +408,8 @@ def main(argv=None):
                 max_clients, deploy, measured["history"], measured["history_bytes"],
                 measured["history_sample_bytes"]))
             allowed = int(HEAP_SHARE * board["heap_bytes"])
+            print("  %s: with the code in a ROMFS image (measured, imported in place): the app takes %d B, "
+                  "%d dashboards fit" % (name, measured["romfs_app_bytes"], measured["romfs_clients_that_fit"]))
             if deploy == "frozen":
                 print("  %s: precompiled .mpy files do not fit: the app alone takes %d B of the %d B allowed "
                       "(%d%% of %d B). The library must be frozen into the firmware (manifest.py): "

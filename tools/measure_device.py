@@ -6,6 +6,9 @@ precompiled library and firmware first on MICROPYPATH:
     MICROPYPATH=.frozen:BUILD/lib:BUILD/firmware micropython -X heapsize=2M \\
         tools/measure_device.py BOARDS_DIR BOARD PORT MAX_CLIENTS
 
+With MICROWS_ROMFS=IMAGE, the modules come from that ROMFS image instead
+(mount_romfs below).
+
 It prints `@@HEAP {"at": "...", "alloc": N}` lines (gc.mem_alloc() after a
 collection) before the imports and after the start, and one with "at":
 "history": the heap of a history ring (firmware/history.py) of the board's
@@ -20,6 +23,25 @@ alike, so they cancel in the per-connection slope.
 import gc
 import sys
 
+
+def mount_romfs():
+    """With MICROWS_ROMFS=IMAGE (measure_boards.py's second run): the library
+    and firmware from a ROMFS image on /rom, imported in place, as from a
+    board's ROMFS partition. The image is one bytearray in this heap, read
+    before BEFORE, so it is not counted."""
+    import os
+    import vfs
+
+    path = os.getenv("MICROWS_ROMFS")
+    if path:
+        image = bytearray(os.stat(path)[6])
+        with open(path, "rb") as f:
+            f.readinto(image)
+        vfs.mount(vfs.VfsRom(image), "/rom")
+        sys.path[:0] = ["/rom/lib", "/rom/firmware"]
+
+
+mount_romfs()
 gc.collect()
 BEFORE = gc.mem_alloc()  # the interpreter and this script, as after a board's boot
 

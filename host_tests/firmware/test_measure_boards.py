@@ -13,7 +13,7 @@ sys.path.insert(0, os.path.join(ROOT, "tools"))
 import measure_boards  # noqa: E402
 
 UNIX = {"app_bytes": 70000, "slot_bytes": 1400, "connection_bytes": 5600, "code_bytes": 30000,
-        "history_bytes": 0, "history_sample_bytes": 28.0}
+        "romfs_app_bytes": 49000, "history_bytes": 0, "history_sample_bytes": 28.0}
 
 
 def board(**fields):
@@ -26,6 +26,14 @@ def test_figures_convert_to_32_bit_and_count_clients():
     measured, max_clients, deploy = measure_boards.board_figures(board(), UNIX)
     assert measured["app_bytes"] == 50000 and measured["per_connection_bytes"] == 5000  # / 1.4
     assert measured["clients_that_fit"] == 5 and max_clients == 5 and deploy == "mpy"  # (75000 - 50000) / 5000
+
+
+def test_the_app_with_its_code_in_romfs_is_converted_and_counted_alike():
+    unix = dict(UNIX, romfs_app_bytes=49000 + 14000, history_bytes=14000)
+    measured, _, _ = measure_boards.board_figures(board(history=500), unix)
+    assert measured["romfs_app_bytes"] == 35000 + 14000  # the ring as measured, the rest / 1.4
+    assert measured["romfs_clients_that_fit"] == 5  # (75000 - 49000) // 5000
+    assert measured["unix64"]["romfs_app_bytes"] == 63000
 
 
 def test_the_history_ring_is_counted_as_measured_and_the_rest_converted():
