@@ -11,8 +11,14 @@ What it does, in order:
      with --custom FILE, your custom.py too (as /custom.mpy: main.py loads
      it, firmware/extend.py);
   2. gzips the dashboard (tools/build_www.py) and takes www/index.html.gz;
-  3. asks the board for its MicroPython version (too old: stops) and for
-     the sha256 of every file it holds, and copies only the files whose
+  3. asks the board for its MicroPython version (too old: stops), its heap
+     and whether the library and firmware are frozen into its firmware.
+     Where the board file's measurement says the .mpy files do not fit,
+     they are not copied to a firmware that has them frozen (and copies
+     that would shadow the frozen modules are removed), copied to a board
+     whose heap holds them, and refused otherwise, before anything is
+     copied. Then it asks for the sha256 of every file the board holds,
+     and copies only the files whose
      hash differs, with progress per file; the board's boards/NAME.json
      and /config.json (Wi-Fi from --wifi/--password, a prompt, or what the
      board already has) go the same way;
@@ -364,7 +370,8 @@ def describe_config(data):
 
 # --- the board ---------------------------------------------------------------------
 
-# Runs on the board: version, .mpy support and free flash, as one literal.
+# Runs on the board: version, .mpy support, free flash, the heap's size and
+# whether the library and the firmware are frozen into the firmware, as one literal.
 _INFO_SCRIPT = """
 import sys, os
 i = sys.implementation
@@ -375,7 +382,20 @@ try:
 except Exception:
     free = -1
     block = 4096
-print('@@INFO', repr((tuple(i.version[:3]), getattr(i, '_mpy', getattr(i, 'mpy', -1)), getattr(i, '_machine', ''), free, block)))
+try:
+    import gc
+    gc.collect()
+    heap = gc.mem_alloc() + gc.mem_free()
+except Exception:
+    heap = -1
+frozen = []
+for m in ('microws', 'uptime'):  # the library, and the firmware's smallest module
+    try:
+        if getattr(__import__(m), '__file__', '').startswith('.frozen'):
+            frozen.append(m)
+    except Exception:
+        pass
+print('@@INFO', repr((tuple(i.version[:3]), getattr(i, '_mpy', getattr(i, 'mpy', -1)), getattr(i, '_machine', ''), free, block, heap, frozen)))
 """
 
 # Runs on the board: "@@HASH path sha256hex size" or "@@HASH path -" per file.
@@ -444,12 +464,18 @@ else:
 class BoardInfo:
     """What the board says about itself."""
 
-    def __init__(self, version, mpy=-1, machine="", free=-1, block=4096):
+    def __init__(self, version, mpy=-1, machine="", free=-1, block=4096, heap=-1, frozen=()):
         self.version = tuple(version)
         self.mpy = mpy
         self.machine = machine
         self.free = free
         self.block = block or 4096
+        self.heap = heap  # bytes of the MicroPython heap (gc), -1 when unknown
+        self.frozen = tuple(frozen)  # of "microws" (the library), "uptime" (the firmware): frozen in
+
+    @property
+    def has_frozen_modules(self):
+        return "microws" in self.frozen and "uptime" in self.frozen
 
     @property
     def mpy_version(self):
@@ -534,8 +560,7 @@ class MpremoteBoard:
         found = re.search(r"@@INFO (.*)", out)
         if not found:
             raise DeployError("the board did not say its version:\n" + out[-500:])
-        version, mpy, machine, free, block = ast.literal_eval(found.group(1))
-        return BoardInfo(version, mpy, machine, free, block)
+        return BoardInfo(*ast.literal_eval(found.group(1)))
 
     def hashes(self, paths):
         """{path: (sha256 hex, size) or None when missing}; None for all when
@@ -659,6 +684,69 @@ def check_firmware(info, plan):
                           % (info.arch, plan.board["name"], plan.arch))
 
 
+# --- memory: do the precompiled files fit the board? -------------------------------
+
+
+def memory_lines(board):
+    """What the board file's measurement says about memory, for the plan
+    (tools/measure_boards.py wrote it)."""
+    measured = board.get("measured") or {}
+    if not measured:
+        return ["memory: boards/%s.json has no measurement (run python3 tools/measure_boards.py)" % board["name"]]
+    allowed = int(measured["heap_share"] * board["heap_bytes"])
+    each = measured["per_connection_bytes"]
+    if board.get("deploy", "mpy") == "mpy":
+        return ["memory: the precompiled files fit: the app takes %d B and each of its %d dashboards %d B, of "
+                "the %d B allowed (%d%% of the board's ~%d B heap; measured, boards/%s.json)"
+                % (measured["app_bytes"], board["max_clients"], each, allowed, measured["heap_share"] * 100,
+                   board["heap_bytes"], board["name"])]
+    lines = ["memory: the precompiled .mpy files do NOT fit this board: the app takes %d B of the %d B allowed "
+             "(%d%% of ~%d B; measured, boards/%s.json)%s." % (
+                 measured["mpy_app_bytes"], allowed, measured["heap_share"] * 100, board["heap_bytes"],
+                 board["name"], ", %d B with the code in a ROMFS image" % measured["romfs_app_bytes"]
+                 if "romfs_app_bytes" in measured else "")]
+    if measured.get("fits"):
+        lines.append("  Freeze the library and the firmware into the MicroPython firmware (README: Freezing into "
+                     "your own firmware): frozen, the app is estimated at %d B, room for %d dashboards. With such "
+                     "a firmware on the board, this tool copies the rest (config, board file, page, main.py) and "
+                     "no .mpy." % (measured["app_bytes"], board["max_clients"]))
+    else:
+        lines.append("  Not even frozen: the app is estimated at %d B and one dashboard %d B. This board is not a "
+                     "supported target (README: Boards)." % (measured["app_bytes"], each))
+    return lines
+
+
+def precompiled_fit(board, heap):
+    """Does a board with this heap (bytes) hold the app as .mpy files and its dashboards?"""
+    measured = board["measured"]
+    need = measured["mpy_app_bytes"] + board["max_clients"] * measured["per_connection_bytes"]
+    return heap * measured["heap_share"] >= need, need
+
+
+def memory_check(plan, info, out):
+    """For a board file that says "frozen": the steps to leave out (the .mpy
+    files of a firmware that has them frozen in), or DeployError when the
+    board has neither the frozen modules nor the heap for the .mpy files."""
+    board = plan.board
+    if board.get("deploy", "mpy") == "mpy" or not board.get("measured"):
+        return []
+    if info.has_frozen_modules:
+        out("memory: the firmware has the library and the firmware modules frozen in: their .mpy files are not "
+            "copied (and removed where a copy would shadow them)")
+        return [step for step in plan.files("mpy") if step.remote != CUSTOM_REMOTE]
+    if info.heap < 0:
+        out("warning: the board did not say its heap size; boards/%s.json says the .mpy files do not fit it "
+            "(README: Boards). Copying them anyway." % board["name"])
+        return []
+    fits, need = precompiled_fit(board, info.heap)
+    if fits:
+        out("memory: this board's heap (%d B) holds the .mpy files (%d B at %d dashboards): copying them"
+            % (info.heap, need, board["max_clients"]))
+        return []
+    raise DeployError("\n".join(memory_lines(board)) + "\n  The board has a %d B heap and no frozen modules: "
+                      "flash a firmware with them frozen in, then deploy again." % info.heap)
+
+
 def _size_text(n):
     return "%.1f KB" % (n / 1024.0)
 
@@ -688,6 +776,7 @@ def deploy(plan, board, config=None, out=print, follow=True, timeout_s=DEFAULT_T
         info.mpy_version if info.mpy_version is not None else "?",
         ", %s free" % _size_text(info.free) if info.free >= 0 else ""))
     check_firmware(info, plan)
+    frozen_in = memory_check(plan, info, out)
 
     if config is None:
         existing = None
@@ -709,18 +798,20 @@ def deploy(plan, board, config=None, out=print, follow=True, timeout_s=DEFAULT_T
     try:
         for step in plan.files("config"):
             step.local = config_path
-        return _copy_and_start(plan, board, info, out, follow, timeout_s)
+        return _copy_and_start(plan, board, info, out, follow, timeout_s, frozen_in)
     finally:
         shutil.rmtree(config_dir, ignore_errors=True)
         for step in plan.files("config"):
             step.local = None
 
 
-def _copy_and_start(plan, board, info, out, follow, timeout_s):
+def _copy_and_start(plan, board, info, out, follow, timeout_s, frozen_in=()):
     outcome = Outcome()
-    steps = plan.steps
+    steps = [step for step in plan.steps if step not in frozen_in]
     shadow_of = {step.remote: shadows(step) for step in steps}
-    asked = [s.remote for s in steps] + [p for s in steps for p in shadow_of[s.remote]]
+    for step in frozen_in:  # a copy on the filesystem would be imported instead of the frozen module
+        shadow_of[step.remote] = [step.remote] + shadows(step)
+    asked = [s.remote for s in steps] + [p for paths in shadow_of.values() for p in paths]
     remote = board.hashes(asked)
     if remote is None:
         out("the board has no hashlib.sha256: every file is copied")
@@ -732,7 +823,7 @@ def _copy_and_start(plan, board, info, out, follow, timeout_s):
             outcome.unchanged.append(step.remote)
         else:
             todo.append(step)
-    stale = [p for s in steps for p in shadow_of[s.remote] if remote.get(p) is not None]
+    stale = [p for paths in shadow_of.values() for p in paths if remote.get(p) is not None]
 
     if info.free >= 0 and todo:
         need = sum(_blocks(os.path.getsize(s.local), info.block) for s in todo)
@@ -800,6 +891,8 @@ def print_plan(plan, config_text, out=print):
         "(a real deploy compares sha256 hashes computed on the board and copies only what differs)")
     out("removed if present: a .py next to each .mpy (it would be imported instead), "
         "/www/index.html next to its .gz")
+    for line in memory_lines(board):
+        out(line)
     out("then: reset the board and follow its console until it prints \"open http://... in a browser\"")
 
 

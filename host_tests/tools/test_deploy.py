@@ -39,8 +39,10 @@ class FakeBoard:
     """The MpremoteBoard methods over a dict of files, with a flash size."""
 
     def __init__(self, version=(1, 22, 2), mpy=None, arch="xtensawin", capacity=2_000_000,
-                 report_free=True, files=None, console=None):
+                 report_free=True, files=None, console=None, heap=-1, frozen=()):
         self.version = version
+        self.heap = heap
+        self.frozen = frozen
         arch_index = deploy.MPY_ARCHS.index(arch) if arch else 0
         self.mpy = mpy if mpy is not None else 6 | (2 << 8) | (arch_index << 10)
         self.capacity = capacity
@@ -58,7 +60,7 @@ class FakeBoard:
 
     def info(self):
         free = self.capacity - self.used() if self.report_free else -1
-        return deploy.BoardInfo(self.version, self.mpy, "Fake with ESP32", free, 1)
+        return deploy.BoardInfo(self.version, self.mpy, "Fake with ESP32", free, 1, self.heap, self.frozen)
 
     def hashes(self, paths):
         return {p: (hashlib.sha256(self.files[p]).hexdigest(), len(self.files[p])) if p in self.files else None
@@ -562,6 +564,66 @@ def test_dry_run_prints_the_plan_and_touches_no_board(capsys):
     assert "unknown, no board contacted: everything would be copied" in out
     assert '"wifi_ssid": "home-net"' in out and WIFI_PASSWORD not in out
     assert "needs MicroPython 1.19 or newer" in out
+
+
+def test_dry_run_says_plainly_whether_the_precompiled_files_fit(capsys):
+    def no_board(port):
+        raise AssertionError("the dry run contacted a board")
+
+    says = {}
+    for name in ("esp32", "esp8266", "picow"):
+        assert deploy.main(["--board", name, "--dry-run", "--wifi", "w", "--password", "p"],
+                           board_factory=no_board) == 0
+        says[name] = [line for line in capsys.readouterr().out.splitlines()
+                      if line.startswith(("memory:", "  Freeze", "  Not even"))]
+    measured = deploy.load_board_file("picow")["measured"]
+    assert says["picow"][0].startswith("memory: the precompiled files fit: the app takes %d B"
+                                       % measured["app_bytes"])
+    esp32 = deploy.load_board_file("esp32")["measured"]
+    assert says["esp32"][0].startswith("memory: the precompiled .mpy files do NOT fit this board: the app "
+                                       "takes %d B" % esp32["mpy_app_bytes"])
+    assert "%d B with the code in a ROMFS image" % esp32["romfs_app_bytes"] in says["esp32"][0]
+    assert says["esp32"][1].startswith("  Freeze the library and the firmware") and "6 dashboards" in says["esp32"][1]
+    assert says["esp8266"][1].startswith("  Not even frozen") and "not a supported target" in says["esp8266"][1]
+
+
+def test_precompiled_files_are_refused_on_a_board_whose_heap_cannot_hold_them(built):
+    board = FakeBoard(heap=110_000)  # an ESP32 without PSRAM, stock firmware
+    with pytest.raises(deploy.DeployError) as error:
+        deploy.deploy(built, board, config_for(), out=quiet)
+    message = str(error.value)
+    assert "do NOT fit" in message and "110000 B heap and no frozen modules" in message
+    assert "Freeze the library" in message
+    assert board.puts == [] and board.resets == 0
+
+
+def test_precompiled_files_go_to_a_board_with_the_heap_for_them(built):
+    board = FakeBoard(heap=4_000_000)  # an ESP32 with PSRAM
+    lines = []
+    outcome = deploy.deploy(built, board, config_for(), out=lines.append)
+    assert sorted(outcome.copied) == sorted(s.remote for s in built.steps)
+    assert any(line.startswith("memory: this board's heap (4000000 B) holds the .mpy files") for line in lines)
+
+
+def test_a_board_that_does_not_say_its_heap_gets_the_files_and_a_warning(built):
+    board = FakeBoard(heap=-1)
+    lines = []
+    outcome = deploy.deploy(built, board, config_for(), out=lines.append)
+    assert sorted(outcome.copied) == sorted(s.remote for s in built.steps)
+    assert any(line.startswith("warning: the board did not say its heap size") for line in lines)
+
+
+def test_a_firmware_with_the_modules_frozen_in_gets_no_mpy_and_loses_its_shadows(built):
+    shadows = {"/app.mpy": b"old app", "/lib/microws/server.mpy": b"old server", "/device.py": b"old source"}
+    board = FakeBoard(heap=110_000, frozen=("microws", "uptime"), files=shadows)
+    lines = []
+    outcome = deploy.deploy(built, board, config_for(), out=lines.append)
+    copied = set(outcome.copied)
+    assert not [path for path in copied if path.endswith(".mpy")], copied
+    assert {"/config.json", "/main.py", "/boot.py", "/boards/esp32.json", "/www/index.html.gz"} <= copied
+    assert set(shadows) <= set(outcome.removed) and not set(shadows) & set(board.files)
+    assert any("frozen in: their .mpy files are not copied" in line for line in lines)
+    assert board.resets == 1 and outcome.url == "http://192.168.1.50/"
 
 
 # --- the real mpremote, against a board on a pseudo-terminal ---------------------------
