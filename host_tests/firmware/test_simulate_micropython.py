@@ -88,10 +88,15 @@ async def wait_for_close(port, proc):
 
     async with websockets.connect("ws://127.0.0.1:%d/ws" % port) as ws:
         await asyncio.wait_for(ws.recv(), 10)  # hello
-        # then the history: interrupted in the middle of writing a frame, a
-        # MicroPython process cannot end that frame, so wait until it is out
+        # then the history. Ctrl-C is a KeyboardInterrupt at whatever bytecode
+        # runs: landing in the dashboard's own task while it writes (even just
+        # after the last chunk's bytes went out, the task still in the write)
+        # it unwinds that task, and the server cannot tell whether the frame is
+        # whole, so it drops the client (1006). Interrupt once the history is
+        # out and the task is back waiting (the test's subject is the stop).
         while '"done":true' not in await asyncio.wait_for(ws.recv(), 10):
             pass
+        await asyncio.sleep(0.3)
         proc.send_signal(signal.SIGINT)
         try:
             while True:
