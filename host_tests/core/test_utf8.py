@@ -8,7 +8,7 @@ CPython: MicroPython's ``bytes.decode()`` accepts overlongs and surrogates.
 """
 import sys
 
-from microws.utf8 import Utf8Validator, is_valid
+from microws.sansio import Utf8Validator, is_valid
 
 # ---------------------------------------------------------------------------
 # helpers

@@ -9,6 +9,7 @@ from .connection import DEFAULT_MAX_MESSAGE, EV_CLOSE, EV_FAILED, EV_NONE, EV_TE
 from .frames import CLOSE_NORMAL, OP_BINARY, OP_PING, OP_TEXT, header_size, write_header
 from .compat import const
 from .handshake import DEFAULT_MAX_HEAD, HandshakeError, HeadReader
+from .utf8 import feed as utf8_feed
 
 TYPE_CHECKING = const(0)
 if TYPE_CHECKING:
@@ -155,3 +156,38 @@ def parse_request(head: bytes, max_size: int = DEFAULT_MAX_HEAD) -> "Request":
     for line in head[: end + 2].split(b"\r\n")[:-1]:
         reader.feed_line(line + b"\r\n")
     return reader.request()
+
+
+class Utf8Validator:
+    """utf8.feed() with its state kept: validate a message part by part."""
+
+    def __init__(self) -> None:
+        self._state = 0
+
+    def reset(self) -> None:
+        """Forget everything: start a new message."""
+        self._state = 0
+
+    def feed(self, buf: "ReadableBuffer", start: int, end: int) -> bool:
+        """Validate ``buf[start:end]`` as the next part of the message.
+
+        False as soon as the input seen so far cannot be the beginning of
+        valid UTF-8 (then for good, until ``reset()``); True otherwise, even
+        inside a character (see ``complete()``).
+        """
+        self._state = utf8_feed(self._state, buf, start, end)
+        return self._state >= 0
+
+    def complete(self) -> bool:
+        """True if no error was seen and no multi-byte sequence is open,
+        i.e. the message may end here."""
+        return self._state == 0
+
+    def failed(self) -> bool:
+        """True once invalid input has been seen (until ``reset()``)."""
+        return self._state < 0
+
+
+def is_valid(data: "ReadableBuffer") -> bool:
+    """Return True if the whole buffer ``data`` is strict, complete UTF-8."""
+    return utf8_feed(0, data, 0, len(data)) == 0

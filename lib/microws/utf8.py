@@ -91,38 +91,3 @@ def feed(state: int, buf: "ReadableBuffer", start: int, end: int) -> int:
             # F5..FF: above U+10FFFF or never valid in UTF-8.
             return -1
     return need | (lo - 0x80) << 2 | (0xBF - hi) << 8
-
-
-class Utf8Validator:
-    """feed() with its state kept: validate a message part by part."""
-
-    def __init__(self) -> None:
-        self._state = 0
-
-    def reset(self) -> None:
-        """Forget everything: start a new message."""
-        self._state = 0
-
-    def feed(self, buf: "ReadableBuffer", start: int, end: int) -> bool:
-        """Validate ``buf[start:end]`` as the next part of the message.
-
-        False as soon as the input seen so far cannot be the beginning of
-        valid UTF-8 (then for good, until ``reset()``); True otherwise, even
-        inside a character (see ``complete()``).
-        """
-        self._state = feed(self._state, buf, start, end)
-        return self._state >= 0
-
-    def complete(self) -> bool:
-        """True if no error was seen and no multi-byte sequence is open,
-        i.e. the message may end here."""
-        return self._state == 0
-
-    def failed(self) -> bool:
-        """True once invalid input has been seen (until ``reset()``)."""
-        return self._state < 0
-
-
-def is_valid(data: "ReadableBuffer") -> bool:
-    """Return True if the whole buffer ``data`` is strict, complete UTF-8."""
-    return feed(0, data, 0, len(data)) == 0
