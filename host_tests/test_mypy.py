@@ -28,7 +28,7 @@ def test_mypy_really_checks_the_annotations(tmp_path):
     # something: a non-buffer where a buffer goes is caught too (without the
     # stand-ins of host_tests/typings, ReadableBuffer would accept anything).
     bad = tmp_path / "bad.py"
-    bad.write_text("from microws.frames import encode_frame\nencode_frame('text', 12)\n"
+    bad.write_text("from microws.sansio import encode_frame\nencode_frame('text', 12)\n"
                    "from microws.sansio import EventConnection\nEventConnection().receive_data(3.5)\n"
                    "encode_frame(1, bytearray(3))\nencode_frame(2, memoryview(b'x'))\n")
     env = dict(os.environ, MYPYPATH=os.path.join(ROOT, "lib"))  # with mypy_path's stand-ins

@@ -26,9 +26,8 @@ from microws.frames import (
     OP_PONG,
     OP_TEXT,
     close_payload,
-    encode_frame,
 )
-from microws.sansio import EventConnection
+from microws.sansio import EventConnection, encode_frame
 
 EMOJI = "\U0001f600"  # F0 9F 98 80
 

@@ -11,12 +11,11 @@ from microws.frames import (
     OP_PONG,
     OP_TEXT,
     close_payload,
-    encode_frame,
     header_size,
     is_valid_close_code,
     write_header,
 )
-from microws.sansio import write_header_before
+from microws.sansio import encode_frame, write_header_before
 
 
 def test_rfc_example_unmasked_text_hello():

@@ -68,7 +68,7 @@ def test_request_parses_path_query_and_lowercase_headers():
     assert request.path == "/ws"
     assert request.query == "token=abc"
     assert request.header("sec-websocket-version") == "13"
-    assert request.wants_websocket()
+    assert request.has_token("upgrade", "websocket")
 
 
 def test_repeated_headers_join_as_a_list():

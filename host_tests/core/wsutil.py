@@ -1,7 +1,7 @@
 """Helpers for the core tests, which run under CPython's pytest and under
 MicroPython's own small runner: nothing here needs more than both have."""
 
-from microws.frames import encode_frame
+from microws.sansio import encode_frame
 from microws.sansio import EventConnection
 
 # The masking key of RFC 6455's examples (5.7)

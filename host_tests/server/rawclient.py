@@ -8,7 +8,8 @@ import contextlib
 import os
 import struct
 
-from microws.frames import OP_CLOSE, encode_frame
+from microws.frames import OP_CLOSE
+from microws.sansio import encode_frame
 from microws.handshake import accept_key
 
 MASK = b"\x11\x22\x33\x44"

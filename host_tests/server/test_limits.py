@@ -298,7 +298,7 @@ def test_messages_sent_byte_by_byte_arrive_whole():
     async def body():
         async with running(echo_server()) as port:
             client = await RawClient.connect(port)
-            from microws.frames import encode_frame
+            from microws.sansio import encode_frame
             frame = encode_frame(OP_TEXT, "slow \u00e9\U0001f600".encode(), mask=b"\x01\x02\x03\x04")
             for byte in frame:
                 client.writer.write(bytes([byte]))

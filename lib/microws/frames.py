@@ -19,7 +19,7 @@ itself (it reads them in pieces); these build and check them.
 
 import struct
 
-from .compat import const, unmask
+from .compat import const
 
 # A constant: MicroPython compiles the block below away (annotations are
 # strings it never evaluates); mypy takes any TYPE_CHECKING as true.
@@ -120,22 +120,6 @@ def write_header(buf: "WriteableBuffer", offset: int, opcode: int, payload_lengt
         buf[offset + size + 3] = mask[3]
         size += 4
     return size
-
-
-def encode_frame(opcode: int, payload: "ReadableBuffer" = b"", fin: bool = True,
-                 mask: "Optional[ReadableBuffer]" = None, rsv: int = 0) -> bytes:
-    """A whole frame as new bytes: convenient for tests, tools and clients.
-
-    Not for the per-frame path of a connection (it allocates).
-    """
-    n = len(payload)
-    frame = bytearray(header_size(n, mask is not None) + n)
-    size = write_header(frame, 0, opcode, n, fin, mask)
-    frame[0] |= rsv << 4
-    frame[size:] = payload
-    if mask is not None:
-        unmask(frame, size, size + n, mask, 0)
-    return bytes(frame)
 
 
 def close_payload(code: "Optional[int]" = None, reason: "Union[str, bytes]" = b"") -> bytes:

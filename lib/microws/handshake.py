@@ -76,10 +76,6 @@ class Request:
         """Does a comma-list header contain this token (case-insensitive)?"""
         return token in header_tokens(self.headers.get(name, ""))
 
-    def wants_websocket(self) -> bool:
-        """Is this an attempt to upgrade, rather than a plain HTTP request?"""
-        return self.has_token("upgrade", "websocket")
-
 
 def header_tokens(value: str) -> "List[str]":
     """Lower-cased, stripped items of a comma-separated header value."""

@@ -7,7 +7,7 @@ nothing (connection.py), so a board does not pay the heap of this code.
 
 from .connection import DEFAULT_MAX_MESSAGE, EV_CLOSE, EV_FAILED, EV_NONE, EV_TEXT, OPEN, Connection, ConnectionClosed
 from .frames import CLOSE_NORMAL, OP_BINARY, OP_PING, OP_TEXT, header_size, write_header
-from .compat import const
+from .compat import const, unmask
 from .handshake import DEFAULT_MAX_HEAD, HandshakeError, HeadReader
 from .utf8 import feed as utf8_feed
 
@@ -18,6 +18,22 @@ if TYPE_CHECKING:
     from circuitpython_typing import ReadableBuffer, WriteableBuffer
 
     from .handshake import Request
+
+
+def encode_frame(opcode: int, payload: "ReadableBuffer" = b"", fin: bool = True,
+                 mask: "Optional[ReadableBuffer]" = None, rsv: int = 0) -> bytes:
+    """A whole frame as new bytes: convenient for tests, tools and clients.
+
+    Not for the per-frame path of a connection (it allocates).
+    """
+    n = len(payload)
+    frame = bytearray(header_size(n, mask is not None) + n)
+    size = write_header(frame, 0, opcode, n, fin, mask)
+    frame[0] |= rsv << 4
+    frame[size:] = payload
+    if mask is not None:
+        unmask(frame, size, size + n, mask, 0)
+    return bytes(frame)
 
 
 class EventConnection(Connection):

@@ -6,7 +6,8 @@ import asyncio
 import gc
 
 from microws.connection import EV_CLOSE, EV_TEXT
-from microws.frames import OP_CLOSE, OP_TEXT, close_payload, encode_frame
+from microws.frames import OP_CLOSE, OP_TEXT, close_payload
+from microws.sansio import encode_frame
 from microws.handshake import HandshakeError, accept
 from microws.sansio import EventConnection, parse_request
 

@@ -16,9 +16,8 @@ from microws.frames import (
     OP_CONTINUATION,
     OP_PING,
     OP_TEXT,
-    encode_frame,
 )
-from microws.sansio import EventConnection, write_header_before
+from microws.sansio import EventConnection, encode_frame, write_header_before
 
 MASK = b"\x37\xfa\x21\x3d"
 ROUNDS = 200
