@@ -391,10 +391,13 @@ except Exception:
 frozen = []
 for m in ('microws', 'uptime'):  # the library, and the firmware's smallest module
     try:
-        if getattr(__import__(m), '__file__', '').startswith('.frozen'):
-            frozen.append(m)
+        f = __import__(m).__file__
     except Exception:
-        pass
+        continue
+    try:
+        os.stat(f)  # a module from the filesystem: its file is there
+    except OSError:
+        frozen.append(m)  # frozen: __file__ names no file on the board
 print('@@INFO', repr((tuple(i.version[:3]), getattr(i, '_mpy', getattr(i, 'mpy', -1)), getattr(i, '_machine', ''), free, block, heap, frozen)))
 """
 

