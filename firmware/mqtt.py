@@ -145,6 +145,7 @@ class Client:
         self._stream = None
         self.writing = False  # a write is waiting for the socket (the uplink's watchdog looks)
         self.packets = 0  # packets received, ever: the uplink's keepalive check watches it
+        self.room = None  # an asyncio.Event, or None: while it is clear, run() reads nothing more
 
     @property
     def connected(self):
@@ -328,6 +329,8 @@ class Client:
         buf = self._in
         view = self._in_view
         while True:
+            if self.room is not None and not self.room.is_set():  # the consumer is full: TCP holds the rest
+                await self.room.wait()
             kind, n = await self._read_head()
             self.packets += 1
             kind_high = kind & 0xF0

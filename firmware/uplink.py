@@ -4,8 +4,12 @@ commands from it (firmware/PROTOCOL.md, "MQTT").
 It never stalls the device. The sampler only puts texts into a bounded
 queue (when it is full the oldest is dropped and counted); one task
 connects (within CONNECT_TIMEOUT_S, then again after a capped backoff),
-writes the queue out and reads the commands. A broker that is away, slow
+writes the queues out and reads the commands. A broker that is away, slow
 or unreachable costs the sampler and the dashboards nothing.
+
+Replies have a queue of their own and are never dropped: while it is
+full no further command is read, so a flood of commands waits in the
+broker and TCP instead of costing answers or device memory.
 
     <prefix>/samples  every sample (or at most `rate` a second): the `s` text
     <prefix>/info     retained: the info answer + sensors, controls, history
@@ -28,8 +32,7 @@ INFO_EVERY_MS = 30000  # the retained info is published again this often
 TICK_MS = 250  # how often the session looks at pings, timeouts and the info timer
 HISTORY_ROWS = 60  # samples in the retained info, for a fleet page to draw at once
 GOODBYE_TIMEOUT_S = 2
-SAMPLES = 0  # queue entries: which topic
-REPLY = 1
+REPLIES_HELD = 4  # answers waiting to be published; then commands wait unread
 
 
 def command_token(payload):
@@ -60,6 +63,38 @@ def fleet_info(device, clients, dropped):
     return dumps(info)[:-1] + ',"history":[' + ",".join(rows) + "]}"
 
 
+class Ring:
+    """A bounded queue of texts made once: put() drops the oldest when full."""
+
+    def __init__(self, size):
+        self._texts = [None] * size  # the oldest at _head
+        self._head = 0
+        self.count = 0
+
+    def full(self):
+        return self.count == len(self._texts)
+
+    def put(self, text):
+        """Queue text; True when the oldest had to go to make room."""
+        dropped = self.full()
+        if dropped:
+            self.pop()
+        self._texts[(self._head + self.count) % len(self._texts)] = text
+        self.count += 1
+        return dropped
+
+    def first(self):
+        return self._texts[self._head]
+
+    def pop(self):
+        self._texts[self._head] = None
+        self._head = (self._head + 1) % len(self._texts)
+        self.count -= 1
+
+    def items(self):
+        return [self._texts[(self._head + i) % len(self._texts)] for i in range(self.count)]
+
+
 class Uplink:
     """settings: config.json's checked "mqtt" block; name: the device name;
     on_command(payload, problem): the reply text for a command (problem:
@@ -84,13 +119,12 @@ class Uplink:
         self.client = Client("microws-" + name, self._message, self._oversize, settings.get("user", ""),
                              settings.get("password", ""), (self.status_topic, b"offline", True),
                              settings.get("keepalive", 30))
+        self.client.room = asyncio.Event()  # set: the next command may be read
+        self.client.room.set()
         rate = settings.get("rate")
         self.interval_ms = int(1000 / rate) if rate else 0  # 0: every sample
-        size = settings.get("queue", 16)
-        self._texts = [None] * size  # a ring: the oldest at _head
-        self._kinds = bytearray(size)
-        self._head = 0
-        self._count = 0
+        self.samples = Ring(settings.get("queue", 16))
+        self.replies = Ring(REPLIES_HELD)
         self.dropped = 0
         self.published = 0
         self.state = "down"
@@ -116,24 +150,19 @@ class Uplink:
                     ticks_diff(now, self._last_sample) < self.interval_ms - self.interval_ms // 10:
                 return
             self._last_sample = now
-        self._put(SAMPLES, text)
+        if self.samples.put(text):
+            self.dropped += 1
+        self._wake.set()
 
     def info_changed(self):
         """The rate or an output changed: publish the info again soon."""
         self._info_due = True
         self._wake.set()
 
-    def _put(self, kind, text):
-        size = len(self._texts)
-        if self._count == size:
-            self._texts[self._head] = None
-            self._head = (self._head + 1) % size
-            self._count -= 1
-            self.dropped += 1
-        at = (self._head + self._count) % size
-        self._texts[at] = text
-        self._kinds[at] = kind
-        self._count += 1
+    def _reply(self, text):
+        self.replies.put(text)  # never full here: the client reads no command while it is
+        if self.replies.full():
+            self.client.room.clear()
         self._wake.set()
 
     def _message(self, topic, payload, retained=False):
@@ -143,13 +172,13 @@ class Uplink:
             self.log("mqtt: a retained command on %s ignored (publish commands without retain)"
                      % self.cmd_topic.decode())
             return
-        self._put(REPLY, self._answer(bytes(payload), None))
+        self._reply(self._answer(bytes(payload), None))
 
     def _oversize(self, topic, size):
         if bytes(topic) != self.cmd_topic:
             return
         overhead = 2 + len(self.cmd_topic)  # the packet's topic: what is left is the command
-        self._put(REPLY, self._answer(b"", "command too large: %d bytes (at most %d)"
+        self._reply(self._answer(b"", "command too large: %d bytes (at most %d)"
                                       % (size - overhead, self.client.buffer_size - overhead)))
 
     def _answer(self, payload, problem):
@@ -255,19 +284,21 @@ class Uplink:
                 if self._info_due:
                     self._info_due = False
                     await self._publish_info()
-                while self._count:
-                    text = self._texts[self._head]
-                    topic = self.topics[self._kinds[self._head]]
+                while self.replies.count or self.samples.count:
+                    is_reply = self.replies.count > 0  # answers first: someone waits for them
+                    queue = self.replies if is_reply else self.samples
+                    text = queue.first()
+                    topic = self.topics[is_reply]
                     payload = text.encode()
                     if client.fits(topic, payload):
                         taken = client.send(topic, payload)  # no coroutine per sample
                     else:
                         await client.publish(topic, payload)
                         taken = True
-                    if self._texts[self._head] is text:  # not dropped meanwhile
-                        self._texts[self._head] = None
-                        self._head = (self._head + 1) % len(self._texts)
-                        self._count -= 1
+                    if queue.count and queue.first() is text:  # not dropped meanwhile
+                        queue.pop()
+                    if is_reply:
+                        client.room.set()
                     self.published += 1
                     if not taken:
                         await client.drain()  # the socket is full: wait, the queue bounds the rest

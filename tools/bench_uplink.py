@@ -78,7 +78,7 @@ async def main():
     before = gc.mem_alloc()
     for _ in range(200):  # with the collector off, within the heap
         up.sample(TEXT)
-        while up._count:
+        while up.samples.count:
             await sleep_ms(0)  # the writer publishes it
     used = gc.mem_alloc() - before
     gc.enable(); gc.collect()
@@ -88,9 +88,9 @@ async def main():
     t0 = time.ticks_ms()
     for _ in range(N):
         up.sample(TEXT)
-        if up._count == len(up._texts):
+        if up.samples.full():
             await sleep_ms(0)
-    while up._count:
+    while up.samples.count:
         await sleep_ms(0)
     seen = up.client.packets  # a ping answered: the broker has read everything before it
     up._ping_due = True
