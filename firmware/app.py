@@ -153,8 +153,9 @@ class App:
         return reply
 
     async def _send_history(self, ws):
-        """The history (`h` chunks, oldest first), right after hello. Live
-        samples may come in between; the page sorts them out by seq."""
+        """The history (`h` chunks, oldest first, up to the newest sample),
+        right after hello. Live samples may come in between; the page sorts
+        them out by seq."""
         while self._history_busy:
             await sleep_ms(WAKE_MS)
         self._history_busy = True

@@ -117,12 +117,14 @@ class HistorySender:
     def chunks(self, wall_at):
         """Yield memoryviews of `h` texts, oldest rows first, ending with the
         done message (a str). Each view is valid until the next step: send it
-        before asking for the next. Rows overwritten meanwhile are skipped."""
+        before asking for the next. Rows overwritten meanwhile are skipped;
+        rows sampled meanwhile are sent too, so a live sample that a slow
+        client's bounded queue dropped during the history is not a gap."""
         history = self.history
         if not history.size:
             yield DONE
             return
-        end = history.newest_seq
+        last = history.newest_seq + history.capacity  # catching up ends: a client slower than the sampler
         seq = history.oldest_seq()
         buf = self._buf
         head = len(CHUNK_HEAD)
@@ -130,6 +132,7 @@ class HistorySender:
         while True:
             if seq < history.oldest_seq():  # the ring moved on while a chunk was out
                 seq = history.oldest_seq()
+            end = min(history.newest_seq, last)
             at = head
             while seq <= end:
                 row = self.row(seq, wall_at(history.ms(seq))).encode()

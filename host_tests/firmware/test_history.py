@@ -101,8 +101,9 @@ def test_rows_overwritten_while_a_chunk_is_out_are_skipped_not_repeated():
     rest = rows_of(c if isinstance(c, str) else bytes(c).decode() for c in chunks)
     seqs = [r[0] for r in first + rest]
     assert seqs == sorted(set(seqs))  # in order, none twice
-    assert seqs[-1] == 199  # up to the newest when it started; later ones came live
+    assert seqs[-1] == 349  # up to the newest: what was sampled meanwhile too
     assert rest[0][0] == 150  # the oldest the ring then held
+    assert [r[0] for r in rest] == list(range(150, 350))
     assert all(r[3] == [r[0]] for r in rest)
 
 
@@ -180,3 +181,18 @@ def test_the_device_samples_with_no_dashboard_open():
             await app.stop()
 
     asyncio.run(asyncio.wait_for(body(), 10))
+
+
+def test_a_client_slower_than_the_sampler_gets_at_most_two_rings_of_history():
+    ring = History(50, 1)
+    for seq in range(50):
+        ring.push(seq, seq, [seq])
+    seqs = []
+    for chunk in HistorySender(ring, [None]).chunks(lambda ms: None):
+        if isinstance(chunk, str):
+            break
+        seqs += [r[0] for r in json.loads(bytes(chunk).decode())["rows"]]
+        for _ in range(40):  # more is sampled than one chunk holds
+            seq = ring.newest_seq + 1
+            ring.push(seq, seq, [seq])
+    assert seqs == sorted(set(seqs)) and seqs[-1] == 99  # caught up no further than one ring's worth
