@@ -91,9 +91,6 @@ class Ring:
         self._head = (self._head + 1) % len(self._texts)
         self.count -= 1
 
-    def items(self):
-        return [self._texts[(self._head + i) % len(self._texts)] for i in range(self.count)]
-
 
 class Uplink:
     """settings: config.json's checked "mqtt" block; name: the device name;

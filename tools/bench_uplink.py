@@ -221,7 +221,7 @@ def main(argv=None):
     print("| what | figure |")
     print("|---|---|")
     print("| import heap (mqtt, mqtt_config, uplink as .mpy) | %d B |" % f["import_heap"])
-    print("| the Uplink object (receive and send buffers, queue of 16) | %d B |" % f["object_heap"])
+    print("| the Uplink object (receive and send buffers, queues of 16 samples and 4 replies) | %d B |" % f["object_heap"])
     print("| allocated per published sample | %.0f B (%.2fx the %.0f B the app allocates to make the `s` text) |"
           % (f["publish_bytes"], f["publish_bytes"] / f["sample_text_bytes"], f["sample_text_bytes"]))
     print("| publishes per second through the uplink | %.0f (%.2fx a raw write of the same packet: %.0f/s) |"

@@ -30,7 +30,8 @@ def make(clock=None, **block):
 
 
 def queued(up):
-    return up.samples.items()
+    ring = up.samples
+    return [ring._texts[(ring._head + i) % len(ring._texts)] for i in range(ring.count)]
 
 
 def test_the_queue_keeps_the_newest_and_counts_the_dropped():
