@@ -176,7 +176,7 @@ class Uplink:
             return
         overhead = 2 + len(self.cmd_topic)  # the packet's topic: what is left is the command
         self._reply(self._answer(b"", "command too large: %d bytes (at most %d)"
-                                      % (size - overhead, self.client.buffer_size - overhead)))
+                                 % (size - overhead, self.client.buffer_size - overhead)))
 
     def _answer(self, payload, problem):
         try:
