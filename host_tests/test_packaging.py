@@ -167,23 +167,32 @@ print("SERVER", Server.__module__)
 
 def test_pip_install_into_a_fresh_venv_then_handshake(tmp_path):
     # A plain `pip install .` builds in an isolated environment and downloads
-    # setuptools for it (from PyPI: network). Offline instead: no index, no
-    # build isolation, the host's setuptools (and wheel, which setuptools < 70.1
-    # needs for bdist_wheel; both in host_tests/requirements.txt). The venv
-    # sees the host's packages only for that build step's sake; microws
-    # itself must come from the venv.
+    # setuptools for it (from PyPI: network). Offline instead, and with nothing
+    # from outside this test venv: the wheel is built here, by this venv's own
+    # pip, setuptools and wheel (host_tests/requirements.txt; setuptools < 70.1
+    # needs `wheel` for bdist_wheel), then installed with --no-index into a
+    # fresh venv that sees no other packages. A venv made from this one has the
+    # base interpreter's site-packages, not ours, so it must not build.
     pytest.importorskip("setuptools")
     source = tmp_path / "src"  # a copy: the build writes build/ and egg-info next to the sources
     source.mkdir()
     for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(os.path.join(ROOT, name), source / name)
     shutil.copytree(LIB, source / "lib" / "microws", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    env_dir = tmp_path / "venv"
-    venv.create(env_dir, system_site_packages=True, with_pip=True)
-    python = str(env_dir / ("Scripts" if os.name == "nt" else "bin") / "python")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-    done = subprocess.run([python, "-m", "pip", "install", "--no-index", "--no-build-isolation",
-                           "--no-cache-dir", "--disable-pip-version-check", str(source)],
+    dist = tmp_path / "dist"
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-index", "--no-build-isolation",
+                            "--no-deps", "--no-cache-dir", "--disable-pip-version-check",
+                            "-w", str(dist), str(source)],
+                           capture_output=True, text=True, timeout=300, env=env)
+    assert built.returncode == 0, built.stdout + built.stderr
+    wheels = sorted(dist.glob("microws-*.whl"))
+    assert [w.name for w in wheels] == ["microws-%s-py3-none-any.whl" % _version()]
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, system_site_packages=False, with_pip=True)
+    python = str(env_dir / ("Scripts" if os.name == "nt" else "bin") / "python")
+    done = subprocess.run([python, "-m", "pip", "install", "--no-index", "--no-cache-dir",
+                           "--disable-pip-version-check", str(wheels[0])],
                           capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Successfully installed microws-%s" % _version() in done.stdout
