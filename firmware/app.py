@@ -115,8 +115,12 @@ class App:
         verdict = self.access(ws)
         readonly = verdict != "ok"
         limiter = CommandLimiter(self.clock)
+        # The live stream starts when the history ends (_send_history): a
+        # sample never reaches the page before history rows older than it.
+        group = self.text_clients if ws in self.text_clients.clients else self.binary_clients
+        group.clients.remove(ws)
         await ws.send(self.device.hello(readonly, READONLY_WHY.get(verdict)))
-        await self._send_history(ws)
+        await self._send_history(ws, group)
         async for message in ws:
             if not limiter.allow():
                 await ws.send(self.device.refuse(
@@ -152,15 +156,15 @@ class App:
         self._changed(change)
         return reply
 
-    async def _send_history(self, ws):
+    async def _send_history(self, ws, group):
         """The history (`h` chunks, oldest first, up to the newest sample),
-        right after hello. Live samples may come in between; the page sorts
-        them out by seq."""
+        right after hello; then the client joins its group's live stream,
+        with no sample in between that the history did not have."""
         while self._history_busy:
             await sleep_ms(WAKE_MS)
         self._history_busy = True
         try:
-            for chunk in self.device.history_sender.chunks(self.device.wall_at):
+            for chunk in self.device.history_sender.chunks(self.device.wall_at, lambda: group.clients.append(ws)):
                 await ws.send(chunk, True)
         finally:
             self._history_busy = False

@@ -114,16 +114,26 @@ class HistorySender:
         return "[%d,%d,%s,[%s]]" % (seq, history.ms(seq), "null" if ts is None else "%d" % ts,
                                     ",".join(parts))
 
-    def chunks(self, wall_at):
+    def chunks(self, wall_at, join=None):
         """Yield memoryviews of `h` texts, oldest rows first, ending with the
         done message (a str). Each view is valid until the next step: send it
         before asking for the next. Rows overwritten meanwhile are skipped;
-        rows sampled meanwhile are sent too, so a live sample that a slow
-        client's bounded queue dropped during the history is not a gap."""
+        rows sampled meanwhile are sent too, until none is left.
+
+        join(): called once the rows have caught up with the newest sample,
+        right before the done message and with no wait in between: a client
+        that joins the live stream there gets every sample after the
+        history's newest, and after it, never one older than a history row.
+        """
         history = self.history
-        if not history.size:
-            yield DONE
-            return
+        if history.size:
+            yield from self._rows(wall_at)
+        if join is not None:
+            join()
+        yield DONE
+
+    def _rows(self, wall_at):
+        history = self.history
         last = history.newest_seq + history.capacity  # catching up ends: a client slower than the sampler
         seq = history.oldest_seq()
         buf = self._buf
@@ -146,9 +156,8 @@ class HistorySender:
                 at += len(row)
                 seq += 1
             if at == head:
-                break
+                return
             self._view[at:at + len(CHUNK_TAIL)] = CHUNK_TAIL
             yield self._view[:at + len(CHUNK_TAIL)]
-            if seq > end:
-                break
-        yield DONE
+            if seq > min(history.newest_seq, last):  # looked at after the send: sampled meanwhile goes too
+                return

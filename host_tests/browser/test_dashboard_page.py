@@ -92,6 +92,38 @@ def test_history_is_drawn_within_a_second_of_opening(browser, sim):
     assert not dash.errors, dash.errors
 
 
+def test_samples_keep_their_seq_order_when_the_device_clock_arrives_late(dash):
+    # History rows without ts are placed on this page's clock (a guess, late by however long they took
+    # to arrive); the device's clock, set from the page, is earlier by the time command's trip. The first
+    # live sample with a ts must not land before the rows it follows. Run in one turn of the page's
+    # event loop, on a store of its own, so the live stream cannot interleave.
+    dash.wait_live()
+    got = dash.js("""() => {
+        const saved = [X, S, seen, anchored, off, sensors.map((s) => s.v)];
+        X = []; S = []; seen = new Map(); anchored = false;
+        sensors.forEach((s) => { s.v = []; });
+        const now = Date.now(), period = 1000 / rate;
+        const rows = [];
+        for (let q = 0; q < 20; q++) rows.push([q, 5000 + q * period, null, [q]]);
+        onHistory({ t: "h", rows }); onHistory({ t: "h", rows: [], done: true });
+        // the device's clock: 800 ms behind the guess (a loaded machine)
+        const ts = now - 800 - 500 / rate + period;
+        onSample({ t: "s", seq: 20, ms: 5000 + 20 * period, ts, v: [20] });
+        onSample({ t: "s", seq: 21, ms: 5000 + 21 * period, ts: ts + period, v: [21] });
+        const out = { S: S.slice(), X: X.slice(), v: sensors[0].v.slice(), seen: [...seen.values()] };
+        [X, S, seen, anchored, off] = saved;
+        if (typeof guessed !== "undefined") guessed = null;  // the device's clock again
+        sensors.forEach((s, i) => { s.v = saved[5][i]; });
+        dirty = true;
+        return out;
+    }""")
+    assert got["S"] == list(range(22))
+    assert got["v"] == [float(q) for q in range(22)]  # the values moved with their samples
+    assert got["X"] == sorted(got["X"]) and sorted(got["seen"]) == got["X"]
+    period = got["X"][21] - got["X"][20]
+    assert all(abs(b - a - period) < 1 for a, b in zip(got["X"], got["X"][1:]))  # one clock for all
+
+
 def test_the_page_sets_a_device_clock_and_times_are_clock_times(dash, sim):
     dash.wait_live()
     # a live sample with its ts (the history alone sets lastTs but not lastSeq)

@@ -107,6 +107,33 @@ def test_rows_overwritten_while_a_chunk_is_out_are_skipped_not_repeated():
     assert all(r[3] == [r[0]] for r in rest)
 
 
+def test_join_comes_after_every_row_sampled_meanwhile_and_right_before_done():
+    ring = History(200, 1)
+    for seq in range(100):
+        ring.push(seq, seq, [seq])
+    events = []
+    sender = HistorySender(ring, [None])
+    for chunk in sender.chunks(lambda ms: None, lambda: events.append(("join", ring.newest_seq))):
+        if isinstance(chunk, str):
+            events.append(("done",))
+            break
+        rows = json.loads(bytes(chunk).decode())["rows"]
+        events.append(("rows", rows[0][0], rows[-1][0]))
+        if ring.newest_seq < 130:  # sampled while this chunk was out
+            seq = ring.newest_seq + 1
+            ring.push(seq, seq, [seq])
+    assert events[-2:] == [("join", 130), ("done",)]
+    assert events[-3][0] == "rows" and events[-3][2] == 130  # the history reached the newest before the join
+    seqs = [n for e in events if e[0] == "rows" for n in range(e[1], e[2] + 1)]
+    assert seqs == list(range(131))
+
+
+def test_an_empty_history_joins_at_once():
+    joined = []
+    chunks = list(HistorySender(History(10, 1), [None]).chunks(lambda ms: None, lambda: joined.append(1)))
+    assert chunks == [DONE] and joined == [1]
+
+
 class Counting(Sensor):
     def __init__(self, name, decimals=None):
         Sensor.__init__(self, name, "", decimals)
@@ -158,9 +185,56 @@ def test_a_dashboard_gets_hello_then_history_then_the_stream():
                     else:
                         rows += message["rows"]
                 assert [r[0] for r in rows][:30] == list(range(30))
+                assert live == []  # the live stream starts after the history, never inside it
                 while len(live) < 2:
                     live.append(json.loads(await asyncio.wait_for(ws.recv(), 5)))
-                assert live[-1]["seq"] > rows[-1][0] and "ts" in live[-1]
+                assert [s["seq"] for s in live] == list(range(rows[-1][0] + 1, rows[-1][0] + 3))
+                assert "ts" in live[-1]
+        finally:
+            await app.stop()
+
+    asyncio.run(asyncio.wait_for(body(), 30))
+
+
+def test_samples_taken_while_the_history_is_sent_come_as_rows_not_before_them():
+    # The sampler runs while a chunk is out (a loaded machine, a slow client):
+    # those samples belong in the history, and no live sample may overtake it.
+    async def body():
+        board = dict(HOST, history=50)
+        config = parse_config({"board": "host", "rate": 1}, board, "test")
+        app = App(board, config, hardware(seed=2), www=os.path.join(ROOT, "firmware", "www"), log=lambda *a: None)
+        for _ in range(40):
+            app.sample_once()
+        sender = app.device.history_sender
+        real = sender.chunks
+        sampled = []
+
+        def chunks(*args):
+            for chunk in real(*args):
+                yield chunk
+                if len(sampled) < 3:  # once per chunk, for the first three
+                    sampled.append(app.sample_once()[0])
+
+        sender.chunks = chunks
+        await app.start("127.0.0.1", 0)
+        try:
+            async with websockets.connect("ws://127.0.0.1:%d/ws" % app.server.port) as ws:
+                assert json.loads(await ws.recv())["t"] == "hello"
+                order, live = [], []
+                while True:
+                    message = json.loads(await asyncio.wait_for(ws.recv(), 5))
+                    if message["t"] == "s":
+                        live.append(message["seq"])
+                        order.append(message["seq"])
+                    elif message.get("done"):
+                        break
+                    else:
+                        order += [r[0] for r in message["rows"]]
+                assert len(sampled) == 3 and live == []  # no live sample before the history's done
+                newest = app.device.history.newest_seq
+                assert order == list(range(newest + 1)) and set(sampled) <= set(order)
+                after = json.loads(await asyncio.wait_for(ws.recv(), 5))  # the stream goes on from there
+                assert after["t"] == "s" and after["seq"] == order[-1] + 1
         finally:
             await app.stop()
 

@@ -112,7 +112,9 @@ class Message:
 
 
 class Group:
-    """The clients of one WebSocket route, for broadcasting."""
+    """The clients of one WebSocket route, for broadcasting. A handler may
+    take its client out of `clients` for a while (the dashboard does, until
+    its history is out) and put it back."""
 
     def __init__(self, server: "Server") -> None:
         self.server = server
@@ -873,7 +875,8 @@ class Server:
                 if not ws._closed:
                     ws._lost()
                 clients.remove(ws)
-                group.remove(ws)
+                if ws in group:  # a handler may hold a client out of its group for a while
+                    group.remove(ws)
                 ws._release()
                 self._free.append(ws)
         except MemoryError:
