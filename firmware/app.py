@@ -18,7 +18,6 @@ from device import Device, sample_binary, sample_text
 from microws.compat import asyncio, sleep_ms, ticks_diff, ticks_ms
 from microws.server import Server
 from outputs import build_outputs
-from sensors import build_sensors
 from wallclock import NTP_RESYNC_MS, NTP_RETRY_MS
 
 TEXT_PATH = "/ws"
@@ -33,7 +32,7 @@ JOIN_CHECK_MS = 10000  # NTP: how often to look whether the network is there yet
 
 
 class App:
-    """board, config: checked dicts; hw: the port's modules (sensors.build_sensors);
+    """board, config: checked dicts; hw: the port's modules (sensor_kinds.build_sensors);
     www: folder of the dashboard; log: where messages go (never secrets)."""
 
     def __init__(self, board, config, hw=None, www="www", log=print, server_options=None, wifi=None):
@@ -42,6 +41,8 @@ class App:
         self.log = log
         self.token = config.get("token") or ""
         self.guard = TokenGuard(self.token, self.clock)
+        from sensor_kinds import build_sensors  # here, so that drop_startup_modules() frees it
+
         sensors = build_sensors(board, config, hw)
         outputs = build_outputs(board, hw)
         extend = sys.modules.get("extend")  # loaded only with a custom.py (main.py): heap for the others
@@ -287,7 +288,8 @@ class App:
             await self.stop()
 
 
-STARTUP_MODULES = ("boardfile", "config", "mqtt_config")  # checks of the files, needed only to start
+# checks of the files and the sensor factory, needed only to start
+STARTUP_MODULES = ("boardfile", "config", "mqtt_config", "sensor_kinds")
 
 
 def drop_startup_modules():

@@ -106,7 +106,7 @@ def check_board(board, source="board"):
 
     _check_outputs(source, board)
 
-    from sensors import describe
+    from sensor_kinds import describe
 
     specs = board["sensors"]
     if type(specs) is not list:
@@ -180,11 +180,11 @@ def _check_value(key, value):
 
 def check_spec(spec):
     """Raise ValueError("field: problem") for a sensor spec a board cannot use
-    (the kinds: sensors.KINDS)."""
+    (the kinds: sensor_kinds.KINDS)."""
     if type(spec) is not dict:
         raise ValueError("must be an object with a \"type\"")
     kind = spec.get("type")
-    from sensors import KINDS
+    from sensor_kinds import KINDS
 
     if kind not in KINDS:
         raise ValueError("type: must be one of " + ", ".join(sorted(KINDS)))

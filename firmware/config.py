@@ -80,7 +80,7 @@ def parse_config(data, board, source="config.json"):
 
     names = config["sensors"]
     if names is not None:
-        from sensors import describe
+        from sensor_kinds import describe
 
         known = [n for spec in board["sensors"] for n, _ in describe(spec)]
         if type(names) is not list or not all(is_str(n) for n in names):

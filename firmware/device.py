@@ -42,7 +42,7 @@ except TypeError:
 
 class Device:
     """board, config: checked dicts (boardfile.py, config.py); sensors: objects
-    with name, unit, read() (and label, show: sensors.build_sensors);
+    with name, unit, read() (and label, show: sensor_kinds.build_sensors);
     outputs: outputs.Output objects; clock: ticks_ms-like, counting from
     boot; diff: its ticks_diff (default time.ticks_diff); mem: () -> (free,
     alloc) in bytes, default gc's (None, None on CPython, which has no such

@@ -195,3 +195,30 @@ class BME280:
             None if h is None else h / 1024,
             None if p is None else p / 25600,
         )
+
+
+def i2c_bus(spec, machine):
+    """The board's I2C bus (its board file's "i2c"): hardware bus `bus` if
+    given, else SoftI2C (any pins, every port)."""
+    spec = spec or {}
+    if machine is None or "sda" not in spec:
+        raise OSError("no I2C bus on this board")
+    Pin = machine.Pin
+    freq = spec.get("freq", 100000)
+    if "bus" in spec:
+        return machine.I2C(spec["bus"], sda=Pin(spec["sda"]), scl=Pin(spec["scl"]), freq=freq)
+    return machine.SoftI2C(sda=Pin(spec["sda"]), scl=Pin(spec["scl"]), freq=freq)
+
+
+def measure_later(i2c_spec, machine, address):
+    """measure() for sensors.base.Shared: bus and driver are made at the first
+    call, so nothing touches the hardware at start. Here, not in the factory,
+    because the closure keeps its module alive."""
+    driver = []
+
+    def measure():
+        if not driver:
+            driver.append(BME280(i2c_bus(i2c_spec, machine), address))
+        return driver[0].read()
+
+    return measure

@@ -84,7 +84,7 @@ def test_board_leds_match_the_hardware():
 
 
 def test_host_board_simulates_the_weather_and_reports_heap_and_uptime():
-    from sensors import describe
+    from sensor_kinds import describe
 
     board = boardfile.load_board("host", BOARDS_DIR)
     names = [n for spec in board["sensors"] for n, _ in describe(spec)]

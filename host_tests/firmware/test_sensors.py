@@ -5,7 +5,7 @@ import pytest
 
 import boardfile
 from fakes import Clock, FakeDhtModule, FakeMachine, FakeNetwork
-from sensors import build_sensors, describe
+from sensor_kinds import build_sensors, describe
 from sensors.base import Sensor, Shared, SharedValue, quantize
 from sensors.dhtxx import DhtReader
 from sensors.pins import AdcSensor, DigitalSensor
