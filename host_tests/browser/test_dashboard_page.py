@@ -191,6 +191,7 @@ def test_the_stale_banner_says_since_when_while_the_device_is_paused(browser, tm
     try:
         dash = open_page(browser, sim)
         dash.wait_live()
+        # history rows alone are enough: a device that stops right after them is stale too
         dash.wait("() => X.length >= 2", what="samples")
         assert dash.page.is_hidden("#stale")
         sim.pause()
