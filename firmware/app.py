@@ -288,8 +288,8 @@ class App:
             await self.stop()
 
 
-# checks of the files and the sensor factory, needed only to start
-STARTUP_MODULES = ("boardfile", "config", "mqtt_config", "sensor_kinds")
+# checks of the files, the sensor factory and the first Wi-Fi join: needed only to start
+STARTUP_MODULES = ("boardfile", "config", "mqtt_config", "sensor_kinds", "wifi_join")
 
 
 def drop_startup_modules():

@@ -48,8 +48,10 @@ def main():
     import network
 
     import wifi
+    import wifi_join
 
-    mode, _ = wifi.connect(config, network, time.sleep_ms, time.ticks_ms, time.ticks_diff)
+    mode, _ = wifi_join.connect(config, network, time.sleep_ms, time.ticks_ms, time.ticks_diff)
+    del wifi_join  # see drop_startup_modules
     # from now on in the background: retry the network while on the access
     # point, rejoin when the link drops (the server keeps running meanwhile)
     keeper = wifi.Keeper(config, network, time.ticks_ms, time.ticks_diff, mode)

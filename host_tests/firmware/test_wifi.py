@@ -1,8 +1,9 @@
-"""wifi.connect: station when it can, its own access point when it cannot,
+"""wifi_join.connect: station when it can, its own access point when it cannot,
 and never a password in the output."""
 import pytest
 
 import wifi
+import wifi_join
 from fakes import Clock, FakeNetwork, ticks_diff
 
 HOME = {"home": "correct horse"}
@@ -18,7 +19,7 @@ def config(**kw):
 def run(cfg, net, timeout_ms=15000):
     clock = Clock()
     lines = []
-    result = wifi.connect(cfg, net, clock.sleep_ms, clock, ticks_diff, timeout_ms, log=lines.append)
+    result = wifi_join.connect(cfg, net, clock.sleep_ms, clock, ticks_diff, timeout_ms, log=lines.append)
     return result, lines, clock
 
 
@@ -143,7 +144,7 @@ def test_wifi_sets_the_host_name_from_device_name():
 def test_wifi_never_prints_a_password(capsys, networks, kw):
     net = FakeNetwork(networks)
     clock = Clock()
-    wifi.connect(config(**kw), net, clock.sleep_ms, clock, ticks_diff, 3000)  # default log=print
+    wifi_join.connect(config(**kw), net, clock.sleep_ms, clock, ticks_diff, 3000)  # default log=print
     out = capsys.readouterr()
     text = out.out + out.err
     assert text.strip()

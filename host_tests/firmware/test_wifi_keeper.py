@@ -9,6 +9,7 @@ import os
 import websockets
 
 import wifi
+import wifi_join
 from app import App
 from boardfile import load_board
 from config import parse_config
@@ -23,7 +24,7 @@ CONFIG = {"wifi_ssid": "home", "wifi_password": PASSWORD, "device_name": "", "ap
 
 def boot(net, clock, lines):
     """What main.py does: connect (blocking, before the server), then the keeper."""
-    mode, _ = wifi.connect(CONFIG, net, clock.sleep_ms, clock, ticks_diff, 15000, log=lines.append)
+    mode, _ = wifi_join.connect(CONFIG, net, clock.sleep_ms, clock, ticks_diff, 15000, log=lines.append)
     keeper = wifi.Keeper(CONFIG, net, clock, ticks_diff, mode, log=lines.append)
     checked = parse_config({"board": "host"}, HOST_BOARD, "test")
     app = App(HOST_BOARD, checked, hardware(seed=3), www=os.path.join(ROOT, "firmware", "www"),
@@ -127,7 +128,7 @@ def test_backoff_is_capped_and_the_access_point_opens_after_a_long_outage():
     net = FakeNetwork({"home": PASSWORD})
     clock = Clock()
     lines = []
-    mode, _ = wifi.connect(CONFIG, net, clock.sleep_ms, clock, ticks_diff, 15000, log=lines.append)
+    mode, _ = wifi_join.connect(CONFIG, net, clock.sleep_ms, clock, ticks_diff, 15000, log=lines.append)
     keeper = wifi.Keeper(CONFIG, net, clock, ticks_diff, mode, log=lines.append)
     del net.networks["home"]  # gone for good
     starts = []
