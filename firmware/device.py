@@ -53,7 +53,7 @@ class Device:
 
     def __init__(self, board, config, sensors, outputs, clock, mem=None, diff=None, log=None,
                  host_time=None, commands=None):
-        self.board = board
+        self.board_name = board["name"]  # the board dict itself is let go after start (main.py)
         self.log = log or print
         self.errors = [None] * len(sensors)  # each sensor's failure reason, None when it reads
         self.name = config.get("device_name") or "microws"
@@ -134,7 +134,7 @@ class Device:
         """The `hello` text for a client that just connected; why: the
         reason it is read-only when it presented a token (wrong, refused)."""
         msg = {
-            "t": "hello", "device": self.name, "board": self.board["name"], "fw": FW_VERSION,
+            "t": "hello", "device": self.name, "board": self.board_name, "fw": FW_VERSION,
             "rate": self.rate, "min_rate": self.min_rate, "max_rate": self.max_rate,
             "sensors": [_sensor_entry(s) for s in self.sensors],
             "controls": [self.outputs[name].control() for name in self._output_order],
@@ -200,7 +200,7 @@ class Device:
         """The `info` text (the answer to the info command)."""
         free, alloc = self._mem()
         msg = {
-            "t": "info", "device": self.name, "board": self.board["name"], "fw": FW_VERSION,
+            "t": "info", "device": self.name, "board": self.board_name, "fw": FW_VERSION,
             "mem_free": free, "mem_alloc": alloc, "uptime_s": self._uptime.seconds(),
             "clients": clients, "rate": self.rate, "outputs": self._outputs_state(), "dropped": dropped,
         }

@@ -88,7 +88,7 @@ def main():
     from microws.compat import asyncio
 
     app = App(board, config, hardware(), www=boards_dir + "/../firmware/www", log=lambda *a: None)
-    del parse_config, load_board
+    del parse_config, load_board, board  # as main.py does
     drop_startup_modules()  # as main.py does
 
     @app.server.route("/__heap")
