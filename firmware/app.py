@@ -13,7 +13,7 @@ only the board description, the config and the `hw` modules differ.
 
 import sys
 
-from access import CommandLimiter, TokenGuard, peer_address
+from access import CommandLimiter
 from device import Device, sample_binary, sample_text
 from microws.compat import asyncio, sleep_ms, ticks_diff, ticks_ms
 from microws.server import Server
@@ -40,7 +40,11 @@ class App:
         self.clock = hw.get("clock") or ticks_ms
         self.log = log
         self.token = config.get("token") or ""
-        self.guard = TokenGuard(self.token, self.clock)
+        self.guard = None  # a token_guard.TokenGuard when there is a token
+        if self.token:
+            from token_guard import TokenGuard
+
+            self.guard = TokenGuard(self.token, self.clock)
         from sensor_kinds import build_sensors  # here, so that drop_startup_modules() frees it
 
         sensors = build_sensors(board, config, hw)
@@ -107,6 +111,8 @@ class App:
         if not self.token:
             return "ok"
         presented = _query_value(ws.request.query, "token")
+        from token_guard import peer_address
+
         verdict = self.guard.check(peer_address(ws.remote_address), presented)
         if verdict == "refused":
             self.log("access: token attempt refused (too many wrong tokens from one address)")

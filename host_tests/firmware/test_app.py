@@ -11,7 +11,8 @@ import time
 
 import websockets
 
-from access import CommandLimiter, token_matches
+from access import CommandLimiter
+from token_guard import token_matches
 from fakes import Clock
 from app import App
 from boardfile import load_board
@@ -241,7 +242,7 @@ def test_wrong_token_guesses_are_limited_per_address():
 
 
 def test_token_guard_window_lockout_and_bounded_table():
-    from access import TokenGuard
+    from token_guard import TokenGuard
 
     clock = Clock()
     guard = TokenGuard("right", clock, guesses=5, window_ms=60000, lockout_ms=300000, slots=4)

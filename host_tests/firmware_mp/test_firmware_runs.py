@@ -14,7 +14,8 @@ for _path in (ROOT + "/lib", ROOT + "/firmware"):
     if _path not in sys.path:
         sys.path.append(_path)
 
-from access import CommandLimiter, token_matches  # noqa: E402
+from access import CommandLimiter
+from token_guard import token_matches  # noqa: E402
 from boardfile import board_names, load_board, memory_budget  # noqa: E402
 from config import ConfigError, parse_config, redacted  # noqa: E402
 from device import Device, sample_binary, sample_text  # noqa: E402
