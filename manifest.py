@@ -20,6 +20,6 @@ package("microws", base_path="lib")
 # entry points a user edits (tools/deploy.py still copies them, with
 # config.json, boards/NAME.json and www/index.html.gz).
 for name in ("access", "app", "boardfile", "checks", "config", "device", "hardware", "outputs", "uptime", "wifi",
-             "mqtt", "mqtt_config", "uplink", "extend", "history", "wallclock", "sensor_kinds", "wifi_join", "token_guard"):
+             "mqtt", "mqtt_config", "uplink", "extend", "history", "wallclock", "sensor_kinds", "wifi_join", "token_guard", "output_kinds"):
     module(name + ".py", base_path="firmware")
 package("sensors", base_path="firmware")

@@ -17,7 +17,6 @@ from access import CommandLimiter
 from device import Device, sample_binary, sample_text
 from microws.compat import asyncio, sleep_ms, ticks_diff, ticks_ms
 from microws.server import Server
-from outputs import build_outputs
 from wallclock import NTP_RESYNC_MS, NTP_RETRY_MS
 
 TEXT_PATH = "/ws"
@@ -48,6 +47,8 @@ class App:
         from sensor_kinds import build_sensors  # here, so that drop_startup_modules() frees it
 
         sensors = build_sensors(board, config, hw)
+        from output_kinds import build_outputs
+
         outputs = build_outputs(board, hw)
         extend = sys.modules.get("extend")  # loaded only with a custom.py (main.py): heap for the others
         self.device = Device(board, config, sensors, outputs, self.clock, diff=hw.get("ticks_diff"), log=log,
@@ -294,8 +295,8 @@ class App:
             await self.stop()
 
 
-# checks of the files, the sensor factory and the first Wi-Fi join: needed only to start
-STARTUP_MODULES = ("boardfile", "config", "mqtt_config", "sensor_kinds", "wifi_join")
+# checks of the files, the sensor and output factories, the first Wi-Fi join: needed only to start
+STARTUP_MODULES = ("boardfile", "config", "mqtt_config", "sensor_kinds", "output_kinds", "wifi_join")
 
 
 def drop_startup_modules():

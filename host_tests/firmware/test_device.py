@@ -8,7 +8,8 @@ import boardfile
 import device
 from device import Device
 from fakes import Clock, FakeMachine
-from outputs import Output, PinOutput, SimulatedSwitch, build_outputs
+from output_kinds import build_outputs
+from outputs import Output, PinOutput, SimulatedSwitch
 from sensors.base import Sensor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

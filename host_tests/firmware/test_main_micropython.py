@@ -120,8 +120,8 @@ def test_main_py_starts_with_custom_py_and_drops_the_start_up_checks(tmp_path):
         with urllib.request.urlopen("http://127.0.0.1:%d/modules" % port, timeout=10) as answer:
             modules = json.loads(answer.read())
         assert "app" in modules and "extend" in modules
-        # dropped once the App runs: the checks, the sensor factory, the first Wi-Fi join
-        assert not {"boardfile", "config", "mqtt_config", "sensor_kinds", "wifi_join"} & set(modules)
+        # dropped once the App runs: the checks, the sensor and output factories, the first Wi-Fi join
+        assert not {"boardfile", "config", "mqtt_config", "sensor_kinds", "output_kinds", "wifi_join"} & set(modules)
         # not configured, never imported: no token, no MQTT
         assert not {"token_guard", "uplink", "mqtt"} & set(modules)
     finally:

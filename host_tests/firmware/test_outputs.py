@@ -8,7 +8,8 @@ import pytest
 from boardfile import check_board, check_output, load_board
 from device import Device
 from fakes import Clock, FakeMachine
-from outputs import Pwm, build_outputs
+from output_kinds import build_outputs
+from outputs import Pwm
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HOST = load_board("host", os.path.join(ROOT, "boards"))

@@ -19,7 +19,7 @@ from token_guard import token_matches  # noqa: E402
 from boardfile import board_names, load_board, memory_budget  # noqa: E402
 from config import ConfigError, parse_config, redacted  # noqa: E402
 from device import Device, sample_binary, sample_text  # noqa: E402
-from outputs import build_outputs  # noqa: E402
+from output_kinds import build_outputs  # noqa: E402
 from sensor_kinds import build_sensors  # noqa: E402
 
 
