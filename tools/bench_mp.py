@@ -465,6 +465,12 @@ def run_imports(stage, server, modules, **opts):
     return rows, facts
 
 
+def import_total(stage, server):
+    """The heap importing the server takes beyond asyncio: (a)'s import_total."""
+    rows, _ = run_imports(stage, server, IMPORTS[server])
+    return sum(size for _, size in rows[1:])
+
+
 def measure_imports(stage, servers, log, records, notes):
     """Records (a); returns whether microws's WebSocket has receive_message."""
     facts = {}

