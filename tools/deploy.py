@@ -2,7 +2,7 @@
 
     python3 tools/deploy.py --board esp32 [--port /dev/ttyUSB0]
                             [--wifi NAME] [--password ...] [--dry-run]
-                            [--custom my_custom.py]
+                            [--custom my_custom.py] [--frozen]
 
 What it does, in order:
   1. compiles lib/microws/*.py, firmware/*.py and firmware/sensors/*.py to
@@ -17,17 +17,21 @@ What it does, in order:
      they are not copied to a firmware that has them frozen (and copies
      that would shadow the frozen modules are removed), copied to a board
      whose heap holds them, and refused otherwise, before anything is
-     copied. Then it asks for the sha256 of every file the board holds,
-     and copies only the files whose
-     hash differs, with progress per file; the board's boards/NAME.json
-     and /config.json (Wi-Fi from --wifi/--password, a prompt, or what the
-     board already has) go the same way;
+     copied. --frozen says the firmware has them frozen in (checked); a
+     heap that cannot hold even the frozen app is refused too. Then it
+     asks for the sha256 of every file the board holds, and copies only
+     the files whose hash differs, with progress per file; the board's
+     boards/NAME.json and /config.json (Wi-Fi from --wifi/--password, a
+     prompt, or what the board already has) go the same way;
   4. resets the board and follows its console until it prints the address
      ("open http://... in a browser"), or the timeout.
 
 --dry-run prints all of this (commands, flags, targets) and touches no
-board. The password is never printed and never written into the repository
-(it goes to the board through a private temporary file).
+board. When the board file says this way of deploying does not fit (the
+.mpy files without --frozen, or the board even frozen), its first line
+says so, with the figures and what to do, and it exits 2. The password
+is never printed and never written into the repository (it goes to the
+board through a private temporary file).
 
 Board I/O goes through one small class, MpremoteBoard, which runs mpremote
 (pip install mpremote); tests pass a fake with the same methods. Besides
@@ -690,19 +694,47 @@ def check_firmware(info, plan):
 # --- memory: do the precompiled files fit the board? -------------------------------
 
 
-def memory_lines(board):
+def fit_verdict(board, frozen=False):
+    """None when this way of deploying fits the board by its board file's
+    measurement; else the one line that says it does not, with the figures
+    and what to do. The dry run prints it first and exits 2, so a plan that
+    cannot work is not mistaken for one that can. frozen: --frozen."""
+    measured = board.get("measured")
+    if not measured:
+        return None  # memory_lines says so
+    allowed = "%d B allowed (%d%% of ~%d B; boards/%s.json)" % (
+        measured["heap_share"] * board["heap_bytes"], measured["heap_share"] * 100, board["heap_bytes"],
+        board["name"])
+    if not measured["fits"]:
+        return ("does NOT fit %s, even frozen: the app (%d B, estimate) and one dashboard (%d B) need %d B, %s. "
+                "Not a supported target (README: Boards)."
+                % (board["name"], measured["app_bytes"], measured["per_connection_bytes"],
+                   measured["app_bytes"] + measured["per_connection_bytes"], allowed))
+    if board.get("deploy", "mpy") == "frozen" and not frozen:
+        return ("does NOT fit %s as .mpy files: the app takes %d B, %s. Freeze it into the firmware (README: "
+                "Freezing into your own firmware), then deploy with --frozen."
+                % (board["name"], measured["mpy_app_bytes"], allowed))
+    return None
+
+
+def memory_lines(board, frozen=False):
     """What the board file's measurement says about memory, for the plan
-    (tools/measure_boards.py wrote it)."""
+    (tools/measure_boards.py wrote it). frozen: --frozen."""
     measured = board.get("measured") or {}
     if not measured:
         return ["memory: boards/%s.json has no measurement (run python3 tools/measure_boards.py)" % board["name"]]
     allowed = int(measured["heap_share"] * board["heap_bytes"])
     each = measured["per_connection_bytes"]
+    share = "of the %d B allowed (%d%% of the board's ~%d B heap; measured, boards/%s.json)" % (
+        allowed, measured["heap_share"] * 100, board["heap_bytes"], board["name"])
+    if frozen and measured["fits"]:
+        return ["memory: frozen into the firmware (--frozen), the app fits: it takes %d B (%s) and each of its %d "
+                "dashboards %d B, %s" % (measured["app_bytes"], "estimate" if "app_basis" in measured else
+                                         "measured as .mpy files; frozen takes less", board["max_clients"], each,
+                                         share)]
     if board.get("deploy", "mpy") == "mpy":
-        return ["memory: the precompiled files fit: the app takes %d B and each of its %d dashboards %d B, of "
-                "the %d B allowed (%d%% of the board's ~%d B heap; measured, boards/%s.json)"
-                % (measured["app_bytes"], board["max_clients"], each, allowed, measured["heap_share"] * 100,
-                   board["heap_bytes"], board["name"])]
+        return ["memory: the precompiled files fit: the app takes %d B and each of its %d dashboards %d B, %s"
+                % (measured["app_bytes"], board["max_clients"], each, share)]
     lines = ["memory: the precompiled .mpy files do NOT fit this board: the app takes %d B of the %d B allowed "
              "(%d%% of ~%d B; measured, boards/%s.json)%s." % (
                  measured["mpy_app_bytes"], allowed, measured["heap_share"] * 100, board["heap_bytes"],
@@ -712,36 +744,56 @@ def memory_lines(board):
         lines.append("  Freeze the library and the firmware into the MicroPython firmware (README: Freezing into "
                      "your own firmware): frozen, the app is estimated at %d B, room for %d dashboards. With such "
                      "a firmware on the board, this tool copies the rest (config, board file, page, main.py) and "
-                     "no .mpy." % (measured["app_bytes"], board["max_clients"]))
+                     "no .mpy: deploy with --frozen." % (measured["app_bytes"], board["max_clients"]))
     else:
         lines.append("  Not even frozen: the app is estimated at %d B and one dashboard %d B. This board is not a "
                      "supported target (README: Boards)." % (measured["app_bytes"], each))
     return lines
 
 
-def precompiled_fit(board, heap):
-    """Does a board with this heap (bytes) hold the app as .mpy files and its dashboards?"""
+def heap_fit(board, heap, app):
+    """(fits, bytes needed): does a board with this heap (bytes) hold an app
+    of `app` bytes and its dashboards?"""
     measured = board["measured"]
-    need = measured["mpy_app_bytes"] + board["max_clients"] * measured["per_connection_bytes"]
+    need = app + board["max_clients"] * measured["per_connection_bytes"]
     return heap * measured["heap_share"] >= need, need
 
 
-def memory_check(plan, info, out):
-    """For a board file that says "frozen": the steps to leave out (the .mpy
-    files of a firmware that has them frozen in), or DeployError when the
-    board has neither the frozen modules nor the heap for the .mpy files."""
+def frozen_steps(plan):
+    """The .mpy files a firmware with the library and the firmware frozen in
+    does not need: all but the user's custom.mpy."""
+    return [step for step in plan.files("mpy") if step.remote != CUSTOM_REMOTE]
+
+
+def memory_check(plan, info, out, frozen=False):
+    """The steps to leave out (the .mpy files of a firmware that has them
+    frozen in), or DeployError before anything is copied: --frozen (frozen)
+    and no frozen modules on the board; frozen modules and a heap too small
+    even for them; or, for a board file that says "frozen", neither the
+    frozen modules nor the heap for the .mpy files."""
     board = plan.board
-    if board.get("deploy", "mpy") == "mpy" or not board.get("measured"):
+    if frozen and not info.has_frozen_modules:
+        raise DeployError("--frozen, but the board's firmware has no microws and uptime frozen in: flash the "
+                          "firmware you built (README: Freezing into your own firmware), or deploy without --frozen")
+    measured = board.get("measured")
+    if not measured or board.get("deploy", "mpy") == "mpy" and not frozen:
         return []
     if info.has_frozen_modules:
+        heap = info.heap if info.heap >= 0 else board["heap_bytes"]
+        fits, need = heap_fit(board, heap, measured["app_bytes"])
+        if not fits:
+            raise DeployError("does NOT fit, even frozen: the app (%d B, estimate) and %d dashboard(s) need %d B, "
+                              "%d B allowed of the board's %d B heap. Not a supported target (README: Boards)."
+                              % (measured["app_bytes"], board["max_clients"], need, heap * measured["heap_share"],
+                                 heap))
         out("memory: the firmware has the library and the firmware modules frozen in: their .mpy files are not "
             "copied (and removed where a copy would shadow them)")
-        return [step for step in plan.files("mpy") if step.remote != CUSTOM_REMOTE]
+        return frozen_steps(plan)
     if info.heap < 0:
         out("warning: the board did not say its heap size; boards/%s.json says the .mpy files do not fit it "
             "(README: Boards). Copying them anyway." % board["name"])
         return []
-    fits, need = precompiled_fit(board, info.heap)
+    fits, need = heap_fit(board, info.heap, measured["mpy_app_bytes"])
     if fits:
         out("memory: this board's heap (%d B) holds the .mpy files (%d B at %d dashboards): copying them"
             % (info.heap, need, board["max_clients"]))
@@ -769,17 +821,18 @@ class Outcome:
 
 
 def deploy(plan, board, config=None, out=print, follow=True, timeout_s=DEFAULT_TIMEOUT_S,
-           ask_config=None):
+           ask_config=None, frozen=False):
     """Copy the built plan to `board` (an MpremoteBoard or a fake).
     config: the config dict to write, or None to build it from what the
-    board has and ask_config (a function(existing dict or None) -> dict)."""
+    board has and ask_config (a function(existing dict or None) -> dict).
+    frozen: --frozen, the user says the firmware has the modules frozen in."""
     info = board.info()
     out("board %s: MicroPython %s%s, mpy v%s%s" % (
         plan.board["name"], info.version_text(), " (%s)" % info.machine if info.machine else "",
         info.mpy_version if info.mpy_version is not None else "?",
         ", %s free" % _size_text(info.free) if info.free >= 0 else ""))
     check_firmware(info, plan)
-    frozen_in = memory_check(plan, info, out)
+    frozen_in = memory_check(plan, info, out, frozen)
 
     if config is None:
         existing = None
@@ -865,8 +918,9 @@ def _copy_and_start(plan, board, info, out, follow, timeout_s, frozen_in=()):
 # --- the dry run ----------------------------------------------------------------------
 
 
-def print_plan(plan, config_text, out=print):
-    """The whole plan, touching no board."""
+def print_plan(plan, config_text, out=print, frozen=False):
+    """The whole plan, touching no board. frozen: --frozen (the frozen
+    modules' .mpy files are compiled but not copied)."""
     board = plan.board
     out("Deploy plan for board %s (%s)" % (board["name"], board.get("description", "")))
     release, version, sub = plan.mpy_cross
@@ -881,7 +935,10 @@ def print_plan(plan, config_text, out=print):
         out("  %-34s -> %-30s  mpy-cross %s" % (step.source, step.remote, " ".join(shown).replace(plan.build_dir, "BUILD")))
     out("build: tools/build_www.py gzips firmware/www/ (level 9, mtime 0)")
     out("copy (in this order; folders %s created first):" % ", ".join(plan.folders()))
+    left_out = frozen_steps(plan) if frozen else []
     for step in plan.steps:
+        if step in left_out:
+            continue
         if step.kind == "config":
             out("  %-34s -> %s" % ("config " + config_text, step.remote))
         else:
@@ -890,11 +947,14 @@ def print_plan(plan, config_text, out=print):
                 local = os.path.relpath(local, ROOT)
             out("  %-34s -> %s%s" % (local, step.remote, "  (source: MicroPython runs it only as .py)"
                                      if step.kind == "py" else ""))
+    if left_out:
+        out("not copied: the %d .mpy files of the library and the firmware (--frozen: they are frozen into the "
+            "board's firmware; a copy on the board is removed)" % len(left_out))
     out("skipped as unchanged: unknown, no board contacted: everything would be copied "
         "(a real deploy compares sha256 hashes computed on the board and copies only what differs)")
     out("removed if present: a .py next to each .mpy (it would be imported instead), "
         "/www/index.html next to its .gz")
-    for line in memory_lines(board):
+    for line in memory_lines(board, frozen):
         out(line)
     out("then: reset the board and follow its console until it prints \"open http://... in a browser\"")
 
@@ -914,7 +974,10 @@ def _parser():
     parser.add_argument("--device-name", help="the board's name (access point and host name)")
     parser.add_argument("--mqtt", metavar="HOST[:PORT]", type=_broker,
                         help="publish to this MQTT broker (config.json's mqtt block; README \"Many devices\")")
-    parser.add_argument("--dry-run", action="store_true", help="print the plan; touch no board")
+    parser.add_argument("--dry-run", action="store_true", help="print the plan; touch no board (exit code 2 "
+                        "when the board file says it does not fit)")
+    parser.add_argument("--frozen", action="store_true", help="the board's firmware has the library and the "
+                        "firmware frozen in (README: Freezing into your own firmware): copy no .mpy of them")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
                         help="seconds to wait for the address after the reset (default %d)" % DEFAULT_TIMEOUT_S)
     parser.add_argument("--no-reset", action="store_true", help="copy only; do not reset the board")
@@ -958,6 +1021,9 @@ def main(argv=None, board_factory=MpremoteBoard, out=print):
         with tempfile.TemporaryDirectory(prefix="microws-deploy-") as build_dir:
             plan = make_plan(args.board, build_dir, args.custom)
             if args.dry_run:
+                verdict = fit_verdict(plan.board, args.frozen)
+                if verdict:
+                    out(verdict)
                 compile_plan(plan)
                 if args.wifi is not None:
                     shown = describe_config(build_config(args.board, None, args.wifi, args.password or "",
@@ -966,14 +1032,14 @@ def main(argv=None, board_factory=MpremoteBoard, out=print):
                         shown += " (password asked at deploy time)"
                 else:
                     shown = "(Wi-Fi kept from the board's config.json, else asked; board=%s)" % args.board
-                print_plan(plan, shown, out)
-                return 0
+                print_plan(plan, shown, out, args.frozen)
+                return 2 if verdict else 0
             compile_plan(plan, write_repo_page=True)
             out("built %d .mpy files for %s (mpy-cross %s, -march=%s)"
                 % (len(plan.files("mpy")), args.board, plan.mpy_cross[0], plan.arch))
             board = board_factory(args.port)
             deploy(plan, board, out=out, follow=not args.no_reset, timeout_s=args.timeout,
-                   ask_config=_asker(args, out))
+                   ask_config=_asker(args, out), frozen=args.frozen)
             return 0
     except DeployError as e:
         print("deploy: error: %s" % e, file=sys.stderr)

@@ -22,15 +22,15 @@ def test_the_broker_goes_into_config_json_and_the_rest_of_the_block_stays():
 
 def test_a_bad_broker_is_refused_before_any_board():
     with pytest.raises(SystemExit):
-        deploy._parser().parse_args(["--board", "esp32", "--mqtt", "host:99999"])
-    assert deploy._parser().parse_args(["--board", "esp32", "--mqtt", "10.0.0.2"]).mqtt == ("10.0.0.2", 1883)
+        deploy._parser().parse_args(["--board", "picow", "--mqtt", "host:99999"])
+    assert deploy._parser().parse_args(["--board", "picow", "--mqtt", "10.0.0.2"]).mqtt == ("10.0.0.2", 1883)
 
 
 def test_the_dry_run_copies_the_uplink_and_shows_the_block(capsys):
     def no_board(port):
         raise AssertionError("the dry run contacted a board")
 
-    code = deploy.main(["--board", "esp32", "--dry-run", "--wifi", "home", "--password", "hunter22",
+    code = deploy.main(["--board", "picow", "--dry-run", "--wifi", "home", "--password", "hunter22",
                         "--mqtt", "192.168.1.20:1883"], board_factory=no_board)
     out = capsys.readouterr().out
     assert code == 0

@@ -556,7 +556,7 @@ def test_dry_run_prints_the_plan_and_touches_no_board(capsys):
     code = deploy.main(["--board", "esp8266", "--dry-run", "--wifi", "home-net", "--password", WIFI_PASSWORD],
                        board_factory=no_board)
     out = capsys.readouterr().out
-    assert code == 0
+    assert code == 2  # the ESP8266 does not fit: the plan is printed all the same
     assert "-march=xtensa " in out and "mpy v6.3" in out
     assert "lib/microws/server.py" in out and "/lib/microws/server.mpy" in out
     assert "firmware/main.py" in out and "/main.py" in out
@@ -590,9 +590,9 @@ def test_dry_run_says_plainly_whether_the_precompiled_files_fit(capsys):
         raise AssertionError("the dry run contacted a board")
 
     says = {}
-    for name in ("esp32", "esp8266", "picow"):
+    for name, code in (("esp32", 2), ("esp8266", 2), ("picow", 0)):
         assert deploy.main(["--board", name, "--dry-run", "--wifi", "w", "--password", "p"],
-                           board_factory=no_board) == 0
+                           board_factory=no_board) == code
         says[name] = [line for line in capsys.readouterr().out.splitlines()
                       if line.startswith(("memory:", "  Freeze", "  Not even"))]
     measured = deploy.load_board_file("picow")["measured"]
@@ -604,6 +604,94 @@ def test_dry_run_says_plainly_whether_the_precompiled_files_fit(capsys):
     assert "%d B with the code in a ROMFS image" % esp32["romfs_app_bytes"] in says["esp32"][0]
     assert says["esp32"][1].startswith("  Freeze the library and the firmware") and "6 dashboards" in says["esp32"][1]
     assert says["esp8266"][1].startswith("  Not even frozen") and "not a supported target" in says["esp8266"][1]
+
+
+@pytest.fixture
+def board_files(tmp_path, monkeypatch):
+    """A copy of boards/ the tool reads instead; edit(name, deploy=..., **measured)
+    sets a board file's figures there, never in the repository's."""
+    folder = tmp_path / "boards"
+    shutil.copytree(deploy.BOARDS, str(folder))
+    monkeypatch.setattr(deploy, "BOARDS", str(folder))
+
+    def edit(name, deploy_as=None, **measured):
+        path = folder / (name + ".json")
+        board = json.loads(path.read_text())
+        board["measured"].update(measured)
+        if deploy_as:
+            board["deploy"] = deploy_as
+        path.write_text(json.dumps(board))
+
+    return edit
+
+
+def dry_run(capsys, *args):
+    """(exit code, output lines) of a dry run that must not contact a board."""
+    def no_board(port):
+        raise AssertionError("the dry run contacted a board")
+
+    code = deploy.main(["--dry-run", "--wifi", "w", "--password", "p"] + list(args), board_factory=no_board)
+    return code, capsys.readouterr().out.splitlines()
+
+
+def test_a_dry_run_whose_mpy_files_do_not_fit_says_so_first_and_exits_2(board_files, capsys):
+    board_files("esp32", "frozen", mpy_app_bytes=123456, fits=True)  # 82500 B allowed: 75% of 110000
+    code, lines = dry_run(capsys, "--board", "esp32")
+    assert code == 2
+    assert lines[0].startswith("does NOT fit esp32 as .mpy files: the app takes 123456 B, 82500 B allowed")
+    assert "Freezing into your own firmware" in lines[0] and "--frozen" in lines[0]
+    assert lines[1].startswith("Deploy plan for board esp32")  # the plan follows, nothing lost
+    assert any(line.endswith("/lib/microws/server.mpy") for line in lines)
+
+
+def test_a_dry_run_of_a_board_that_fits_is_unchanged_and_exits_0(board_files, capsys):
+    code, lines = dry_run(capsys, "--board", "picow")
+    assert code == 0 and lines[0].startswith("Deploy plan for board picow")
+    assert not [line for line in lines if "NOT fit" in line]
+    board_files("picow", "frozen")  # the same board, measured as not fitting as .mpy
+    code, lines = dry_run(capsys, "--board", "picow")
+    assert code == 2 and lines[0].startswith("does NOT fit picow as .mpy files")
+
+
+def test_a_dry_run_for_a_frozen_firmware_fits_and_copies_no_frozen_mpy(board_files, capsys):
+    board_files("esp32", "frozen", fits=True, app_bytes=55000)
+    example = os.path.join(ROOT, "examples", "custom.py")
+    code, lines = dry_run(capsys, "--board", "esp32", "--frozen", "--custom", example)
+    assert code == 0 and lines[0].startswith("Deploy plan for board esp32")
+    copied = lines[lines.index(next(line for line in lines if line.startswith("copy "))):]
+    assert [line for line in copied if ".mpy" in line and " -> " in line] == [
+        next(line for line in copied if line.endswith("-> /custom.mpy"))]  # yours only: the rest is frozen in
+    assert any(line.startswith("not copied: the ") and "--frozen" in line for line in lines)
+    assert any(line.startswith("memory: frozen into the firmware (--frozen), the app fits: it takes 55000 B")
+               for line in lines)
+
+
+@pytest.mark.parametrize("frozen", [[], ["--frozen"]])
+def test_a_dry_run_of_a_board_that_does_not_fit_even_frozen_exits_2(board_files, capsys, frozen):
+    board_files("esp8266", "frozen", fits=False, app_bytes=40000, per_connection_bytes=3000)
+    code, lines = dry_run(capsys, "--board", "esp8266", *frozen)
+    assert code == 2
+    assert lines[0].startswith("does NOT fit esp8266, even frozen: the app (40000 B, estimate) and one "
+                               "dashboard (3000 B) need 43000 B, 27000 B allowed")
+    assert "Not a supported target" in lines[0]
+
+
+def test_frozen_said_but_not_in_the_firmware_is_refused_before_copying(built):
+    board = FakeBoard(heap=110_000)
+    with pytest.raises(deploy.DeployError, match="--frozen, but the board's firmware has no microws and uptime"):
+        deploy.deploy(built, board, config_for(), out=quiet, frozen=True)
+    assert board.puts == [] and board.resets == 0
+
+
+def test_a_frozen_firmware_whose_heap_cannot_hold_even_that_is_refused_before_copying(board_files, tmp_path):
+    board_files("esp8266", "frozen", fits=False, app_bytes=40000, per_connection_bytes=3000)  # 27000 B allowed
+    plan = deploy.compile_plan(deploy.make_plan("esp8266", str(tmp_path / "build")))
+    need = plan.board["measured"]["app_bytes"] + plan.board["measured"]["per_connection_bytes"]
+    for heap in (int(need / 0.75) - 100, -1):  # a heap too small, and one not said (the board file's)
+        board = FakeBoard(heap=heap, arch="xtensa", frozen=("microws", "uptime"))
+        with pytest.raises(deploy.DeployError, match="does NOT fit, even frozen: .* need %d B" % need):
+            deploy.deploy(plan, board, config_for("esp8266"), out=quiet)
+        assert board.puts == [] and board.resets == 0
 
 
 def test_precompiled_files_are_refused_on_a_board_whose_heap_cannot_hold_them(built):
