@@ -25,7 +25,7 @@ runtime_micropython.py and runtime_cpython.py (compat.runtime).
 import gc
 import sys
 
-from .compat import asyncio, load_runtime, sleep_ms, ticks_diff, ticks_ms, wait_for_ms
+from .compat import asyncio, const, load_runtime, sleep_ms, ticks_diff, ticks_ms, wait_for_ms
 from .connection import (
     EV_BINARY,
     EV_FAILED,
@@ -69,10 +69,21 @@ PING = b"\x89\x00"  # an empty ping, the keepalive's
 SCRATCH_SIZE = 266  # a broadcast frame up to 256 bytes is built here, not allocated
 BACKLOG_TICK_MS = 20  # how often slow clients' queues are retried, and handlers away from receive read for
 KEEPALIVE_TICK_MS = 1000
-# Heap a live connection needs beyond its slot, in machine words (measured
-# on the unix port: 1.7 to 1.9 KB on 64-bit, tools/bench_mp.py); start()
-# checks that max_clients + 1 of these fit beside the slots.
-WORKING_WORDS = 240
+# What one connection holds beyond its slot; start() finds it, in one piece
+# each (a connection's objects need room, not the heap's small holes), for
+# max_clients + 1 connections: the open ones and one being set up. On the
+# 64-bit unix port, a browser's 480-byte upgrade request: an open connection
+# (socket, Link, task, coroutines, poll entry, the request kept) holds 1.6 KB
+# after a collection, and each takes about 2.1 KB with the holes and the
+# garbage of the handshakes (host_tests/mp_server/test_mp_start_serves_all.py).
+# Objects are counted in words (half on a 32-bit board), the request's lines
+# and strings in bytes: 2.4 KB here, 1.6 KB on a board. 240 words for all of
+# it (1.9 KB here, 960 B on a board) let 72 of 86 clients in, in 512 KB.
+# (Clients whose request heads all come at the same moment hold about 4.5 KB
+# each here while they are read: those the heap lacks get the 503 "out of
+# heap", and come back.)
+_CONNECTION_WORDS = const(200)
+_HEAD_BYTES = const(800)
 WORD = 8 if sys.maxsize > 1 << 32 else 4
 DONE = runtime.Done()  # what send() returns when the frame went out at once
 YIELD = runtime.Yield()  # ... and now and then instead, to let other tasks run
@@ -733,6 +744,10 @@ class Server:
 
     # -------------------------------------------------------------- running
 
+    # Heap the application holds per WebSocket client (its own state for
+    # each), set before start(): start() finds it beside each connection's.
+    client_bytes = 0
+
     async def start(self, host: str = "0.0.0.0", port: int = 80, ssl: "Any" = None) -> "Server":
         """Make the client slots, start listening; returns at once.
 
@@ -753,11 +768,12 @@ class Server:
                 self._scratch = bytearray(SCRATCH_SIZE)
                 self._free = [WebSocket(self) for _ in range(self.max_clients)]
                 # What each connection takes while it lives (its socket, task,
-                # coroutines, request), and one request head being read: if
-                # it is not there now, the clients could not be served. (A
-                # message copied out by receive() is the handler's to afford:
-                # receive_message() copies nothing.)
-                working = [bytearray(WORKING_WORDS * WORD) for _ in range(self.max_clients + 1)]
+                # coroutines, request, the app's client_bytes), and one more
+                # being set up: if it is not there now, the clients could not
+                # be served. (A message copied out by receive() is the
+                # handler's to afford: receive_message() copies nothing.)
+                working = [bytearray(_CONNECTION_WORDS * WORD + _HEAD_BYTES + self.client_bytes)
+                           for _ in range(self.max_clients + 1)]
                 del working
             except MemoryError:
                 self._free = []
