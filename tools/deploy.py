@@ -138,6 +138,7 @@ class Plan:
         self.build_dir = build_dir
         self.steps = []
         self.mpy_cross = None  # (release, mpy version, sub-version) once compiled
+        self.missing_tool = None  # why mpy-cross cannot run, when it cannot
         self.min_micropython = MPY_VERSION_SINCE
 
     def files(self, kind=None):
@@ -208,7 +209,11 @@ def make_plan(board_name, build_dir, custom=None):
     the user's custom.py, or None."""
     board = load_board_file(board_name)
     plan = Plan(board, build_dir)
-    program = mpy_cross_program()
+    try:
+        program = mpy_cross_program()
+    except DeployError as missing:  # a dry run still shows the plan; compile_plan() says this
+        plan.missing_tool = str(missing)
+        program = "mpy-cross"
     sources = [("lib/microws/" + f, "/lib/microws/") for f in _python_files(os.path.join(LIB, "microws"))]
     sources += [("firmware/sensors/" + f, "/sensors/") for f in _python_files(os.path.join(FIRMWARE, "sensors"))]
     sources += [("firmware/" + f, "/") for f in _python_files(FIRMWARE) if f not in SOURCE_ONLY]
@@ -234,7 +239,9 @@ def make_plan(board_name, build_dir, custom=None):
 def _custom_step(plan, program, custom, build_dir):
     """The user's custom.py, compiled to /custom.mpy (what main.py loads)."""
     path = os.path.abspath(custom)
-    if not path.endswith(".py") or not os.path.isfile(path):
+    if not os.path.isfile(path):
+        raise DeployError("--custom %s: no such file" % custom)
+    if not path.endswith(".py"):
         raise DeployError("--custom %s: not a .py file (your custom.py: see the README, "
                           "Add your own sensor / output / command)" % custom)
     step = Step("mpy", path, CUSTOM_REMOTE, os.path.join(build_dir, "custom.mpy"))
@@ -281,6 +288,8 @@ def compile_plan(plan, write_repo_page=False):
     """Run mpy-cross for every "mpy" step and build the dashboard; sets the
     plan's mpy-cross version and the oldest MicroPython that loads it all.
     write_repo_page: also refresh firmware/www/*.gz (tools/build_www.py build())."""
+    if plan.missing_tool:
+        raise DeployError(plan.missing_tool)
     plan.mpy_cross = mpy_cross_version()
     if plan.mpy_cross[1] != MPY_VERSION:
         raise DeployError("mpy-cross %s emits mpy v%d, this tool knows v%d: %s"
@@ -923,10 +932,13 @@ def print_plan(plan, config_text, out=print, frozen=False):
     modules' .mpy files are compiled but not copied)."""
     board = plan.board
     out("Deploy plan for board %s (%s)" % (board["name"], board.get("description", "")))
-    release, version, sub = plan.mpy_cross
-    out("mpy-cross %s emits mpy v%d.%d; -march=%s" % (release, version, sub, plan.arch))
-    out("needs MicroPython %s or newer on the board (checked before copying)"
-        % ".".join(str(v) for v in plan.min_micropython))
+    if plan.mpy_cross:
+        release, version, sub = plan.mpy_cross
+        out("mpy-cross %s emits mpy v%d.%d; -march=%s" % (release, version, sub, plan.arch))
+        out("needs MicroPython %s or newer on the board (checked before copying)"
+            % ".".join(str(v) for v in plan.min_micropython))
+    else:
+        out("mpy-cross: not installed; -march=%s" % plan.arch)
     out("")
     out("compile (%d files):" % len(plan.files("mpy")))
     for step in plan.files("mpy"):
@@ -1024,7 +1036,10 @@ def main(argv=None, board_factory=MpremoteBoard, out=print):
                 verdict = fit_verdict(plan.board, args.frozen)
                 if verdict:
                     out(verdict)
-                compile_plan(plan)
+                if plan.missing_tool:
+                    out("nothing compiled: %s" % plan.missing_tool)
+                else:
+                    compile_plan(plan)
                 if args.wifi is not None:
                     shown = describe_config(build_config(args.board, None, args.wifi, args.password or "",
                                                          args.device_name, args.mqtt))
@@ -1033,7 +1048,7 @@ def main(argv=None, board_factory=MpremoteBoard, out=print):
                 else:
                     shown = "(Wi-Fi kept from the board's config.json, else asked; board=%s)" % args.board
                 print_plan(plan, shown, out, args.frozen)
-                return 2 if verdict else 0
+                return 2 if verdict or plan.missing_tool else 0
             compile_plan(plan, write_repo_page=True)
             out("built %d .mpy files for %s (mpy-cross %s, -march=%s)"
                 % (len(plan.files("mpy")), args.board, plan.mpy_cross[0], plan.arch))

@@ -16,6 +16,7 @@ tools/fleet/www/fleet.js, is built by tools/build_fleet.py and committed.
 """
 
 import argparse
+import asyncio
 import os
 import sys
 
@@ -64,9 +65,24 @@ def main(argv=None):
                         help="the topic root the devices publish under (default microws)")
     args = parser.parse_args(argv)
     server = make_server(args.broker, args.root)
+    try:
+        asyncio.run(serve(server, args))
+    except OSError as error:
+        sys.exit("fleet.py: cannot listen on %s:%d: %s (another program has it? choose another with --port)"
+                 % (args.host, args.port, error.strerror or error))
+    except KeyboardInterrupt:
+        pass
+
+
+async def serve(server, args):
+    """The address is printed once it is listened on, not before."""
+    await server.start(args.host, args.port)
     print("fleet page on http://%s:%d/ (broker %s, topics %s/+/...)" % (args.host, args.port, args.broker, args.root),
           flush=True)
-    server.run(host=args.host, port=args.port)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await server.stop()
 
 
 if __name__ == "__main__":

@@ -94,7 +94,15 @@ def main(argv=None):
     parser.add_argument("--seconds", type=float, default=70, help="let the simulator run this long first (default 70)")
     parser.add_argument("--out", default=os.path.join(ROOT, "docs"), help="folder to write to (default docs/)")
     args = parser.parse_args(argv)
-    from playwright.sync_api import sync_playwright
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        sys.exit("screenshots.py: the Python package playwright is missing: "
+                 "python3 -m pip install -r host_tests/requirements.txt (it uses Debian's Chromium: "
+                 "no `playwright install`)")
+    if not os.access(CHROMIUM, os.X_OK):
+        sys.exit("screenshots.py: no Chromium at %s: apt-get install chromium, or set MICROWS_CHROMIUM to "
+                 "a Chromium binary" % CHROMIUM)
 
     sys.path.insert(0, os.path.join(ROOT, "tools"))
     import build_www

@@ -4,7 +4,7 @@
                               [--seed 1] [--token SECRET] [--board host]
                               [--name simulated] [--max-clients N]
                               [--cert cert.pem [--key key.pem]]
-                              [--mqtt HOST:PORT [--device-name NAME]] [--devices N]
+                              [--mqtt HOST[:PORT] [--device-name NAME]] [--devices N]
                               [--custom FILE] [--clock host|none]
     micropython tools/simulate.py [the same options, except --cert/--key]
 
@@ -34,7 +34,7 @@ except ImportError:  # MicroPython started with a MICROPYPATH that lacks ".froze
 
 USAGE = """usage: simulate.py [-h] [--host HOST] [--port PORT] [--board BOARD] [--rate RATE]
                    [--seed SEED] [--name NAME] [--token TOKEN] [--max-clients N]
-                   [--cert CERT] [--key KEY] [--mqtt HOST:PORT] [--mqtt-ca CA]
+                   [--cert CERT] [--key KEY] [--mqtt HOST[:PORT]] [--mqtt-ca CA]
                    [--device-name NAME] [--devices N] [--custom FILE] [--clock host|none]
 
 Simulate a microws device with its dashboard.
@@ -53,8 +53,8 @@ options:
                  with 503 and its page says "device busy"
   --cert CERT    serve https:// and wss:// with this certificate (PEM; CPython only)
   --key KEY      the certificate's private key (PEM; default: in --cert; CPython only)
-  --mqtt HOST:PORT
-                 publish to this MQTT broker and take commands from it
+  --mqtt HOST[:PORT]
+                 publish to this MQTT broker (port 1883 unless given) and take commands from it
                  (topics microws/NAME/samples, info, status, cmd, reply)
   --mqtt-ca CA   connect to the broker with TLS, its certificate from this CA (PEM)
   --device-name NAME
@@ -149,7 +149,12 @@ def _tls_context(args):
     import ssl
 
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(args.cert, args.key)
+    try:
+        context.load_cert_chain(args.cert, args.key)
+    except OSError as error:  # ssl.SSLError among them
+        raise ConfigError("--cert %s%s: not a PEM certificate and key that belong together (%s); "
+                          "README, Security: how to make one" % (args.cert, " --key " + args.key if args.key else "",
+                                                                 _reason(error)))
     return context
 
 
@@ -182,6 +187,15 @@ def _reason(error):
     return getattr(error, "strerror", None) or str(error)
 
 
+def _is_file(path):
+    """By opening it: MicroPython has no os.path."""
+    try:
+        open(path, "rb").close()
+        return True
+    except OSError:
+        return False
+
+
 # ------------------------------------------------------------------ paths
 
 ROOT = _absolute(__file__).rsplit("/", 2)[0]
@@ -199,6 +213,10 @@ WWW = ROOT + "/firmware/www"
 
 
 # ------------------------------------------------------------------ options
+
+class ListenError(Exception):
+    """A device's port could not be opened: which one, and why."""
+
 
 class Options:
     def __init__(self, values):
@@ -255,11 +273,28 @@ def parse_args(argv=None):
     if values["device_name"] is not None:
         values["name"] = values["device_name"]
     if values["mqtt"] is not None:
-        host, sep, port = values["mqtt"].rpartition(":")
-        if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-            _usage_error("argument --mqtt: must be HOST:PORT, e.g. 127.0.0.1:1883")
-        values["mqtt"] = (host.strip("[]"), int(port))
+        values["mqtt"] = _broker(values["mqtt"])
+    for key in ("custom", "cert", "key", "mqtt_ca"):
+        if values[key] is not None and not _is_file(values[key]):
+            _usage_error("argument --%s: no such file: %s" % (key, values[key]))
+    if values["key"] and not values["cert"]:
+        _usage_error("argument --key: needs --cert, the certificate this key belongs to")
     return Options(values)
+
+
+def _broker(text):
+    """--mqtt HOST or HOST:PORT ([IPv6]:PORT), as tools/deploy.py takes it:
+    the port is 1883 unless given."""
+    host, port = text, "1883"
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        if rest:
+            port = rest[1:] if rest.startswith(":") else ""
+    elif text.count(":") == 1:
+        host, _, port = text.partition(":")
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        _usage_error("argument --mqtt: must be HOST or HOST:PORT (port 1 to 65535), e.g. 127.0.0.1 or 127.0.0.1:1883")
+    return host, int(port)
 
 
 # ------------------------------------------------------------------ the device
@@ -336,7 +371,11 @@ async def serve(args, running=None):
         for i in range(args.devices):
             one = device_options(args, i)
             app = make_app(one, print if args.devices == 1 else _prefixed(one.name))
-            await app.start(one.host, one.port, context)
+            try:
+                await app.start(one.host, one.port, context)
+            except OSError as error:
+                raise ListenError("cannot listen on %s:%d: %s (another program has it? choose another with --port)"
+                                  % (one.host, one.port, _reason(error)))
             apps.append(app)
             running.append(app)
             shown = "127.0.0.1" if one.host in ("0.0.0.0", "") else one.host
@@ -358,10 +397,8 @@ def main(argv=None):
     running = []
     try:
         asyncio.run(serve(args, running))
-    except ConfigError as error:
+    except (ConfigError, ListenError) as error:
         sys.exit("microws: " + str(error))
-    except OSError as error:
-        sys.exit("microws: cannot listen on %s:%d: %s" % (args.host, args.port, _reason(error)))
     except KeyboardInterrupt:
         _stop_after_interrupt(running)
 

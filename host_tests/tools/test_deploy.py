@@ -139,8 +139,10 @@ def test_plan_with_a_custom_py_compiles_it_to_custom_mpy_before_main(tmp_path):
     assert deploy.mpy_header(step.local)[0] == deploy.MPY_VERSION
     assert deploy.shadows(step) == ["/custom.py"]  # a stale custom.py would be imported first: removed
     assert plan.steps.index(step) < [s.remote for s in plan.steps].index("/main.py")
-    with pytest.raises(deploy.DeployError, match="--custom .*not a .py file"):
+    with pytest.raises(deploy.DeployError, match="--custom .*nothere.py: no such file"):
         deploy.make_plan("esp32", str(tmp_path), custom=os.path.join(ROOT, "examples", "nothere.py"))
+    with pytest.raises(deploy.DeployError, match="--custom .*not a .py file"):
+        deploy.make_plan("esp32", str(tmp_path), custom=os.path.join(ROOT, "README.md"))
 
 
 @pytest.mark.parametrize("name", DEPLOYABLE)
